@@ -1,0 +1,34 @@
+// Benchmark entry: `npm run bench -- <scenario> [--runs N] [--seconds S] [--workers W]`.
+// Scenarios print a table and write JSON under .bench-results/; none asserts on timing.
+
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { benchCore } from './core.js';
+
+const SCENARIOS: Record<string, (o: { runs: number; seconds: number; workers: number }) => Promise<void>> = {
+  core: benchCore,
+};
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      runs: { type: 'string', default: '3' },
+      seconds: { type: 'string', default: '3' },
+      workers: { type: 'string', default: String(os.availableParallelism()) },
+    },
+  });
+  const opts = { runs: Number(values.runs), seconds: Number(values.seconds),
+    workers: Number(values.workers) };
+  const names = positionals.length > 0 ? positionals : ['core'];
+  for (const name of names) {
+    const run = SCENARIOS[name];
+    if (!run) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+    await run(opts);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,252 @@
+// The body of one worker thread: hosts many shard actors, recovers them from snapshot +
+// journal, applies each batch serially (no locks, no awaits inside apply) and answers only
+// after the batch's journal group is durable. Storage is injected; no network I/O here.
+
+import type { JournalEntry } from '../protocol/journal-entry.js';
+import { ZERO_HASH } from '../protocol/journal-entry.js';
+import type { JournalSink, SnapshotStore } from '../protocol/storage.js';
+import { decodeEnvelopes, encodeOutcomes } from '../protocol/thread-codec.js';
+import type { Envelope, Outcome } from '../protocol/types.js';
+import { GroupCommit } from './group-commit.js';
+import { checkInvariants } from './invariants.js';
+import { decodeSnapshot, encodeSnapshot } from './snapshot-codec.js';
+import { applyBatch, applyEntry, createShardState, type ShardState } from './state-machine.js';
+
+export interface WorkerConfig {
+  workerIndex: number;
+  shards: number[];
+  epoch: number;
+  /** take a snapshot of a shard after this many new entries (0: never) */
+  snapshotEvery: number;
+  /** bound on rows waiting for commit; the host's in-flight bound keeps us below it */
+  maxPendingRows: number;
+  /** check double entry after every batch (tests, LEDGER_VERIFY=1) */
+  verify: boolean;
+  /** how often pending timeouts are checked without traffic, in ms */
+  tickMs: number;
+}
+
+export interface Storage {
+  journal: JournalSink;
+  snapshots: SnapshotStore;
+}
+
+export type WorkerTask =
+  | { kind: 'batch'; now: number; shards: Uint16Array; envelopes: Uint8Array }
+  | { kind: 'status' }
+  | { kind: 'shutdown' };
+
+export interface BatchReply {
+  outcomes: Uint8Array;
+  /** group commits finished since the last reply: [rows, seconds, rows, seconds, ...] */
+  commits: number[];
+  /** entries applied but not yet durable in this worker */
+  lag: number;
+}
+
+export interface ShardStatus {
+  shard: number;
+  epoch: number;
+  lastSequence: number;
+  durableSequence: number;
+}
+
+export interface StatusReply {
+  workerIndex: number;
+  shards: ShardStatus[];
+}
+
+interface Actor {
+  state: ShardState;
+  /** sequence of the newest snapshot written or being written */
+  snapshotSequence: number;
+}
+
+export async function recoverActor(storage: Storage, shard: number): Promise<Actor> {
+  const snap = await storage.snapshots.loadNewest(shard);
+  const state = snap ? decodeSnapshot(snap.state) : createShardState(shard, 0);
+  const head = snap ? snap.head : { sequence: 0, hash: ZERO_HASH };
+  if (state.sequence !== head.sequence) {
+    throw new Error(`shard ${shard}: snapshot state at ${state.sequence}, head ${head.sequence}`);
+  }
+  const journalHead = storage.journal.head(shard);
+  if (journalHead.sequence < head.sequence) {
+    throw new Error(
+      `shard ${shard}: journal ends at ${journalHead.sequence} but snapshot is at ` +
+        `${head.sequence}; refusing to serve from a snapshot the journal cannot back`,
+    );
+  }
+  await storage.journal.replay(shard, head, (entry) => applyEntry(state, entry));
+  state.epoch = storage.journal.epochOf(shard);
+  return { state, snapshotSequence: head.sequence };
+}
+
+export class ActorWorker {
+  private readonly actors = new Map<number, Actor>();
+  private readonly group: GroupCommit;
+  private commits: number[] = [];
+  private snapshotting = false;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly config: WorkerConfig,
+    private readonly storage: Storage,
+  ) {
+    this.group = new GroupCommit(storage.journal, config.maxPendingRows, (s) => {
+      this.commits.push(s.rows, s.seconds);
+      // bounded: drained into every batch reply; without traffic keep only the last 512
+      if (this.commits.length > 1024) this.commits.splice(0, this.commits.length - 1024);
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.storage.journal.open(this.config.shards, this.config.epoch);
+    for (const shard of this.config.shards) {
+      this.actors.set(shard, await recoverActor(this.storage, shard));
+    }
+    if (this.config.tickMs > 0) {
+      this.timer = setInterval(() => this.tick(), this.config.tickMs);
+      this.timer.unref();
+    }
+  }
+
+  handle(task: WorkerTask): Promise<unknown> {
+    switch (task.kind) {
+      case 'batch':
+        return this.batch(task.now, task.shards, task.envelopes);
+      case 'status':
+        return this.group.drain().then(() => this.status());
+      case 'shutdown':
+        return this.shutdown();
+    }
+  }
+
+  private batch(now: number, shards: Uint16Array, bytes: Uint8Array): Promise<unknown> {
+    const envelopes = decodeEnvelopes(bytes);
+    const results: Outcome[] = new Array<Outcome>(envelopes.length);
+    const entries: JournalEntry[] = [];
+    const due = this.applyByShard(now, shards, envelopes, results, entries);
+    const durable = this.group.append(entries, due.length > 0);
+    for (const actor of due) this.snapshotAfter(actor, durable);
+    return durable.then(
+      () => this.reply(results),
+      (err: unknown) => this.failClosed(err),
+    );
+  }
+
+  /** Applies each shard's commands in arrival order; returns the actors due a snapshot. */
+  private applyByShard(
+    now: number,
+    shards: Uint16Array,
+    envelopes: Envelope[],
+    results: Outcome[],
+    entries: JournalEntry[],
+  ): Actor[] {
+    const byShard = groupIndexesByShard(shards, envelopes.length);
+    const due: Actor[] = [];
+    const scratchEnv: Envelope[] = [];
+    const scratchOut: Outcome[] = [];
+    for (const [shard, indexes] of byShard) {
+      const actor = this.actors.get(shard);
+      if (!actor) throw new Error(`worker ${this.config.workerIndex} does not host shard ${shard}`);
+      scratchEnv.length = 0;
+      scratchOut.length = 0;
+      for (const i of indexes) scratchEnv.push(envelopes[i] as Envelope);
+      applyBatch(actor.state, scratchEnv, now, scratchOut, entries);
+      for (let k = 0; k < indexes.length; k++) {
+        results[indexes[k] as number] = scratchOut[k] as Outcome;
+      }
+      if (this.config.verify) checkInvariants(actor.state);
+      if (this.snapshotDue(actor)) due.push(actor);
+    }
+    return due;
+  }
+
+  private reply(results: Outcome[]): BatchReply {
+    const outcomes = encodeOutcomes(results);
+    const commits = this.commits;
+    this.commits = [];
+    return { outcomes, commits, lag: this.group.pendingRows };
+  }
+
+  private snapshotDue(actor: Actor): boolean {
+    const every = this.config.snapshotEvery;
+    return every > 0 && !this.snapshotting && actor.state.sequence - actor.snapshotSequence >= every;
+  }
+
+  /**
+   * Encodes the shard now (a consistent copy at this sequence) but stores it only once the
+   * group holding that sequence is durable: a snapshot must never contain what can be lost.
+   */
+  private snapshotAfter(actor: Actor, durable: Promise<void>): void {
+    const sequence = actor.state.sequence;
+    const shard = actor.state.shard;
+    const bytes = encodeSnapshot(actor.state);
+    this.snapshotting = true;
+    actor.snapshotSequence = sequence;
+    durable
+      .then(() => {
+        const head = this.storage.journal.head(shard);
+        if (head.sequence !== sequence) throw new Error('snapshot head moved past the seal');
+        return this.storage.snapshots.save({ shard, epoch: actor.state.epoch, head, state: bytes });
+      })
+      .catch(() => undefined) // a failed snapshot means a longer replay, never wrong data
+      .finally(() => {
+        this.snapshotting = false;
+      });
+  }
+
+  private tick(): void {
+    if (this.group.failure) return;
+    const entries: JournalEntry[] = [];
+    const results: Outcome[] = [];
+    const now = Date.now();
+    for (const actor of this.actors.values()) applyBatch(actor.state, [], now, results, entries);
+    if (entries.length > 0) this.group.append(entries).catch((err) => this.failClosed(err));
+  }
+
+  private status(): StatusReply {
+    const shards: ShardStatus[] = [];
+    for (const [shard, actor] of this.actors) {
+      shards.push({
+        shard,
+        epoch: actor.state.epoch,
+        lastSequence: actor.state.sequence,
+        durableSequence: this.storage.journal.head(shard).sequence,
+      });
+    }
+    return { workerIndex: this.config.workerIndex, shards };
+  }
+
+  private async shutdown(): Promise<StatusReply> {
+    if (this.timer) clearInterval(this.timer);
+    await this.group.drain();
+    const status = this.status();
+    await this.storage.journal.close();
+    await this.storage.snapshots.close();
+    return status;
+  }
+
+  /**
+   * A commit failed: memory may now hold entries that are not durable. Fail closed: answer
+   * with a retryable error and end this thread so the host starts a fresh one that rebuilds
+   * from snapshot + journal. Clients retry with the same ids and get the original result.
+   */
+  private failClosed(err: unknown): never {
+    setImmediate(() => process.exit(1));
+    const message = err instanceof Error ? err.message : String(err);
+    throw new Error(`storage_unavailable: ${message}`);
+  }
+}
+
+/** Indexes of the batch per shard, in arrival order (one array per touched shard). */
+function groupIndexesByShard(shards: Uint16Array, count: number): Map<number, number[]> {
+  const byShard = new Map<number, number[]>();
+  for (let i = 0; i < count; i++) {
+    const shard = shards[i] as number;
+    const list = byShard.get(shard);
+    if (list) list.push(i);
+    else byShard.set(shard, [i]);
+  }
+  return byShard;
+}

@@ -1,0 +1,47 @@
+// IdTable against a plain Map: random adds, lookups and newest-first removals must agree, and
+// iteration must follow insertion order whatever the hashes are.
+
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { IdTable } from './id-table.js';
+
+describe('IdTable', () => {
+  it('agrees with a Map under adds, lookups and rollbacks', () => {
+    const op = fc.oneof(
+      fc.record({ add: fc.string({ maxLength: 4 }) }),
+      fc.record({ undo: fc.nat(5) }),
+      fc.record({ get: fc.string({ maxLength: 4 }) }),
+    );
+    fc.assert(fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
+      const table = new IdTable<{ id: string }>();
+      const model = new Map<string, { id: string }>();
+      for (const o of ops) {
+        if ('add' in o) {
+          if (model.has(o.add)) continue;
+          const record = { id: o.add };
+          table.add(record);
+          model.set(o.add, record);
+        } else if ('undo' in o) {
+          for (let i = 0; i < o.undo && table.list.length > 0; i++) {
+            const newest = table.list[table.list.length - 1];
+            if (newest === undefined) break;
+            table.removeNewest(newest);
+            model.delete(newest.id);
+          }
+        } else {
+          expect(table.get(o.get)).toBe(model.get(o.get));
+        }
+      }
+      expect(table.list).toEqual([...model.values()]);
+      for (const [id, record] of model) expect(table.get(id)).toBe(record);
+    }), { numRuns: 300 });
+  });
+
+  it('refuses to remove anything but the newest record', () => {
+    const table = new IdTable<{ id: string }>();
+    const first = { id: 'a' };
+    table.add(first);
+    table.add({ id: 'b' });
+    expect(() => table.removeNewest(first)).toThrow(/not the newest/);
+  });
+});

@@ -1,0 +1,111 @@
+// Assertions over a whole shard state (double entry balances, holds, timeouts, ordering), for
+// tests and the host's verify flag. Read-only: it never repairs or changes the state.
+
+import {
+  MAX_MINOR,
+  Status,
+  type Account,
+  type ShardState,
+  type TenantBook,
+} from './ledger-book.js';
+
+export interface InvariantOptions {
+  /** also recount every pending hold from the transfers (O(transfers); default true) */
+  deep?: boolean;
+}
+
+/** Throws an Error naming tenant, currency and account of the first violation found. */
+export function checkInvariants(state: ShardState, options: InvariantOptions = {}): void {
+  const tenants = [...state.tenants.keys()].sort();
+  for (const tenant of tenants) {
+    const book = state.tenants.get(tenant);
+    if (book === undefined) continue;
+    checkBalances(book);
+    if (options.deep ?? true) checkTransfers(state, book);
+  }
+  state.timeouts.verify();
+  for (const record of state.timeouts.items) {
+    if (record.status !== Status.pending || record.expiresAt === null) {
+      throw new Error(`invariant: tenant ${record.tenant}: ${record.id} queued but not pending`);
+    }
+  }
+}
+
+function where(book: TenantBook, account: Account): string {
+  return `tenant ${book.tenant} currency ${account.currencyCode} account ${account.id}`;
+}
+
+function checkAccount(book: TenantBook, account: Account): void {
+  const totals = [account.postedDebits, account.postedCredits,
+    account.pendingDebits, account.pendingCredits];
+  for (const total of totals) {
+    if (total < 0n || total > MAX_MINOR) {
+      throw new Error(`invariant: ${where(book, account)}: a total is out of range`);
+    }
+  }
+  if (account.postedDebits + account.pendingDebits > MAX_MINOR ||
+    account.postedCredits + account.pendingCredits > MAX_MINOR) {
+    throw new Error(`invariant: ${where(book, account)}: posted + pending exceeds 2^63-1`);
+  }
+  const available = account.postedCredits - account.postedDebits - account.pendingDebits;
+  if (!account.allowNegative && available < 0n) {
+    throw new Error(`invariant: ${where(book, account)}: below zero counting pending debits`);
+  }
+  let previous = 0;
+  for (const row of account.history) {
+    if (row.sequence <= previous) {
+      throw new Error(`invariant: ${where(book, account)}: history out of order`);
+    }
+    previous = row.sequence;
+  }
+}
+
+/** Per currency: balances sum to zero and pending debits equal pending credits. */
+function checkBalances(book: TenantBook): void {
+  const balance = new Map<string, bigint>();
+  const pending = new Map<string, bigint>();
+  for (const account of book.accounts.values()) {
+    checkAccount(book, account);
+    const currency = account.currencyCode;
+    balance.set(currency, (balance.get(currency) ?? 0n) +
+      account.postedCredits - account.postedDebits);
+    pending.set(currency, (pending.get(currency) ?? 0n) +
+      account.pendingCredits - account.pendingDebits);
+  }
+  for (const [currency, sum] of balance) {
+    if (sum !== 0n) {
+      const label = `invariant: tenant ${book.tenant} currency ${currency}`;
+      throw new Error(`${label}: balances sum to ${sum}`);
+    }
+    if (pending.get(currency) !== 0n) {
+      throw new Error(`invariant: tenant ${book.tenant} currency ${currency}: holds do not pair`);
+    }
+  }
+}
+
+/** Every hold is backed by a pending transfer; records are in sequence order. */
+function checkTransfers(state: ShardState, book: TenantBook): void {
+  const debits = new Map<string, bigint>();
+  const credits = new Map<string, bigint>();
+  let previous = 0;
+  for (const record of book.transfers.list) {
+    const label = `invariant: tenant ${book.tenant} currency ${record.currencyCode} ` +
+      `transaction ${record.id}`;
+    if (record.sequence <= previous) throw new Error(`${label}: out of sequence order`);
+    previous = record.sequence;
+    if (record.sequence > state.sequence) throw new Error(`${label}: from the future`);
+    const queued = record.heapIndex !== -1 && state.timeouts.items[record.heapIndex] === record;
+    const shouldQueue = record.status === Status.pending && record.expiresAt !== null;
+    if (queued !== shouldQueue) throw new Error(`${label}: timeout queue out of step`);
+    if (record.status !== Status.pending) continue;
+    const { fromAccountId: from, toAccountId: to, amountMinor: amount } = record;
+    debits.set(from, (debits.get(from) ?? 0n) + amount);
+    credits.set(to, (credits.get(to) ?? 0n) + amount);
+  }
+  for (const account of book.accounts.values()) {
+    if ((debits.get(account.id) ?? 0n) !== account.pendingDebits ||
+      (credits.get(account.id) ?? 0n) !== account.pendingCredits) {
+      throw new Error(`invariant: ${where(book, account)}: holds differ from pending transfers`);
+    }
+  }
+}

@@ -1,0 +1,131 @@
+// A pod stand-in for the crash tests: runs the real actor host on a journal and either drives
+// payments (printing every attempt before it is sent and every ack after it is durable) or
+// verifies what survived. Killed with SIGKILL by the parent; never cleans up after itself.
+
+import { argv, stdout } from 'node:process';
+import { readFileSync } from 'node:fs';
+import { startActorHost, type ActorHost } from '../../shards/actor-host.js';
+import type { Command, Outcome, TransferCmd } from '../../protocol/types.js';
+
+export const TENANTS = ['crash-a', 'crash-b', 'crash-c'];
+export const USERS = 8;
+
+interface Args {
+  mode: 'load' | 'verify';
+  run: number;
+  storage: unknown;
+  attemptsFile: string;
+}
+
+function parseArgs(): Args {
+  const [mode, run, storage, attemptsFile] = argv.slice(2);
+  if (mode !== 'load' && mode !== 'verify') throw new Error(`bad mode ${mode}`);
+  return { mode, run: Number(run), storage: JSON.parse(storage ?? '{}'), attemptsFile: attemptsFile ?? '' };
+}
+
+function send(host: ActorHost, tenant: string, cmd: Command): Promise<Outcome> {
+  return new Promise((resolve) => host.submit(tenant, cmd, resolve));
+}
+
+function line(obj: unknown): void {
+  stdout.write(JSON.stringify(obj, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
+}
+
+export function transferCmd(id: string, from: string, to: string, amount: bigint): TransferCmd {
+  return {
+    op: 'transfer', id, fromAccountId: from, toAccountId: to, amountMinor: amount,
+    currencyCode: 'EUR', description: null, paymentTypeId: null, pending: false,
+    timeoutSeconds: null,
+  };
+}
+
+async function setupAccounts(host: ActorHost): Promise<void> {
+  for (const tenant of TENANTS) {
+    const accounts = ['fund', ...Array.from({ length: USERS }, (_, i) => `u${i}`)];
+    await Promise.all(accounts.map((id) => send(host, tenant, {
+      op: 'createAccount', id, currencyCode: 'EUR', allowNegative: id === 'fund', metadata: '{}',
+    })));
+    await Promise.all(Array.from({ length: USERS }, (_, i) =>
+      send(host, tenant, transferCmd(`seed-${i}`, 'fund', `u${i}`, 5000n))));
+  }
+}
+
+/** Deterministic pseudo-random numbers so a failing run can be replayed from its number. */
+function rng(seed: number): () => number {
+  let x = seed * 2654435761 + 1;
+  return () => {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    return (x >>> 0) / 4294967296;
+  };
+}
+
+async function load(host: ActorHost, run: number): Promise<void> {
+  await setupAccounts(host);
+  line({ ready: true });
+  const rand = rng(run + 1);
+  for (let round = 0; ; round++) {
+    const pending: Promise<void>[] = [];
+    for (let k = 0; k < 200; k++) {
+      const tenant = TENANTS[Math.floor(rand() * TENANTS.length)] as string;
+      const from = `u${Math.floor(rand() * USERS)}`;
+      const to = `u${(Number(from.slice(1)) + 1 + Math.floor(rand() * (USERS - 1))) % USERS}`;
+      const amount = BigInt(1 + Math.floor(rand() * 900));
+      const id = `r${run}-${round}-${k}`;
+      line({ attempt: { tenant, id, from, to, amount } });
+      pending.push(send(host, tenant, transferCmd(id, from, to, amount)).then((o) => {
+        line({ ack: { tenant, id, ok: o.ok, code: o.ok ? null : o.error.code } });
+      }));
+    }
+    await Promise.all(pending);
+  }
+}
+
+interface Attempt {
+  tenant: string; id: string; from: string; to: string; amount: string;
+  ack: { ok: boolean; code: string | null } | null;
+}
+
+async function inChunks<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += 1000) await Promise.all(items.slice(i, i + 1000).map(fn));
+}
+
+/** First what exists (before anything new is sent), then replays of what was acknowledged. */
+async function verify(host: ActorHost, attemptsFile: string): Promise<void> {
+  const attempts = readFileSync(attemptsFile, 'utf8').split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l) as Attempt);
+  await inChunks(attempts, async (a) => {
+    const found = await send(host, a.tenant, { op: 'getTransaction', id: a.id });
+    line({ found: { tenant: a.tenant, id: a.id, outcome: found } });
+  });
+  for (const tenant of TENANTS) {
+    for (const id of ['fund', ...Array.from({ length: USERS }, (_, i) => `u${i}`)]) {
+      const o = await send(host, tenant, { op: 'getAccount', id });
+      line({ account: { tenant, id, outcome: o } });
+    }
+  }
+  await inChunks(attempts.filter((a) => a.ack), async (a) => {
+    const replay = await send(host, a.tenant, transferCmd(a.id, a.from, a.to, BigInt(a.amount)));
+    line({ replay: { tenant: a.tenant, id: a.id, outcome: replay } });
+  });
+  line({ done: true });
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs();
+  const host = await startActorHost({
+    workerUrl: new URL('../../src/shard-worker.ts', import.meta.url),
+    storage: args.storage,
+    shardCount: 8,
+    workers: 2,
+    verify: true,
+    snapshotEvery: 500,
+  });
+  if (args.mode === 'load') await load(host, args.run);
+  else await verify(host, args.attemptsFile);
+  await host.close();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`crash-child: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
