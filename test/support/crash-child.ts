@@ -6,6 +6,7 @@ import { argv, stdout } from 'node:process';
 import { readFileSync } from 'node:fs';
 import { startActorHost, type ActorHost } from '../../shards/actor-host.js';
 import type { Command, Outcome, TransferCmd } from '../../protocol/types.js';
+import { openEpochFor, type StorageConfig } from '../../src/storage.js';
 
 export const TENANTS = ['crash-a', 'crash-b', 'crash-c'];
 export const USERS = 8;
@@ -115,6 +116,7 @@ async function main(): Promise<void> {
   const host = await startActorHost({
     workerUrl: new URL('../../src/shard-worker.ts', import.meta.url),
     storage: args.storage,
+    epoch: openEpochFor(args.storage as StorageConfig),
     shardCount: 8,
     workers: 2,
     verify: true,
