@@ -3,10 +3,12 @@
 
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { benchAudit } from './audit.js';
 import { benchCore } from './core.js';
 
 const SCENARIOS: Record<string, (o: { runs: number; seconds: number; workers: number }) => Promise<void>> = {
   core: benchCore,
+  audit: benchAudit,
 };
 
 async function main(): Promise<void> {

@@ -30,6 +30,7 @@ export const ERRORS = {
   // 404: business lookups (never reveal another tenant's objects)
   account_not_found: { status: 404, retryable: false, message: 'account not found' },
   transaction_not_found: { status: 404, retryable: false, message: 'transaction not found' },
+  pod_not_found: { status: 404, retryable: false, message: 'no such pod in this cluster' },
   // 409: conflicts with what exists
   account_exists: { status: 409, retryable: false, message: 'account exists with a different body' },
   conflict: { status: 409, retryable: false, message: 'transaction id reused with a different body' },

@@ -48,10 +48,16 @@ class Lane {
   replies: Reply[] = [];
   inflight = 0;
   ready = false;
+  /** entries applied but not yet durable, as of the worker's last reply */
+  lag = 0;
   constructor(
     readonly index: number,
     readonly pool: Piscina,
   ) {}
+}
+
+export interface HostedShard extends ShardStatus {
+  state: 'active' | 'recovering';
 }
 
 export class ActorHost implements LedgerPort {
@@ -102,13 +108,33 @@ export class ActorHost implements LedgerPort {
     return depth;
   }
 
-  async shards(): Promise<ShardStatus[]> {
-    const replies = await Promise.all(
-      this.lanes.map((lane) => lane.pool.run({ kind: 'status' } satisfies WorkerTask)),
-    );
-    return (replies as StatusReply[])
-      .flatMap((r) => r.shards)
-      .sort((a, b) => a.shard - b.shard);
+  /** Journal entries applied but not yet durable, summed over workers. */
+  journalLag(): number {
+    let lag = 0;
+    for (const lane of this.lanes) lag += lane.lag;
+    return lag;
+  }
+
+  /** Every shard of this pod; a recovering worker's shards are listed as 'recovering'. */
+  async shards(): Promise<HostedShard[]> {
+    const perLane = await Promise.all(this.lanes.map(async (lane) => {
+      if (!lane.ready) return this.recoveringShards(lane);
+      try {
+        const reply = (await lane.pool.run({ kind: 'status' } satisfies WorkerTask)) as StatusReply;
+        return reply.shards.map((s): HostedShard => ({ ...s, state: 'active' }));
+      } catch {
+        return this.recoveringShards(lane);
+      }
+    }));
+    return perLane.flat().sort((a, b) => a.shard - b.shard);
+  }
+
+  private recoveringShards(lane: Lane): HostedShard[] {
+    const out: HostedShard[] = [];
+    for (let s = lane.index; s < this.opts.shardCount; s += this.lanes.length) {
+      out.push({ shard: s, epoch: 0, lastSequence: 0, durableSequence: 0, state: 'recovering' });
+    }
+    return out;
   }
 
   async close(): Promise<void> {
@@ -213,6 +239,7 @@ export class ActorHost implements LedgerPort {
 
   private delivered(lane: Lane, replies: Reply[], reply: BatchReply): void {
     lane.inflight--;
+    lane.lag = reply.lag;
     const outcomes = decodeOutcomes(reply.outcomes);
     for (let i = 0; i < replies.length; i++) (replies[i] as Reply)(outcomes[i] as Outcome);
     const commits = reply.commits;

@@ -1,0 +1,118 @@
+// Wires one pod: tenant registry, actor host (ledger), metrics, HTTP and WebSocket gateways on
+// uWebSockets.js. Shutdown stops accepting, drains what is in flight, then closes the ledger.
+
+import pino, { type Logger } from 'pino';
+import uWS from 'uWebSockets.js';
+import { startActorHost } from '../shards/actor-host.js';
+import type { Config } from './config.js';
+import type { GatewayContext } from './gateway/exchange.js';
+import { mountHttp } from './gateway/http.js';
+import { Traffic, type LedgerHost } from './gateway/traffic.js';
+import { DEFAULT_WS_LIMITS, mountWs, type WsLimits } from './gateway/ws.js';
+import { Metrics } from './metrics.js';
+import { RateLimiter } from './rate-limit.js';
+import { checkShardLayout } from './shard-layout.js';
+import { openEpochFor, storageFor } from './storage.js';
+import { TenantRegistry } from './tenants.js';
+
+export interface ServerOptions {
+  logger?: Logger;
+  /** a ledger to use instead of starting the actor host (tests, embedding) */
+  ledger?: LedgerHost;
+  /** how long shutdown waits for in-flight requests before closing anyway */
+  drainTimeoutMs?: number;
+  /** per-socket WebSocket bounds (tests shrink them to provoke backpressure) */
+  wsLimits?: Partial<WsLimits>;
+}
+
+export interface Server {
+  /** the bound port (the OS's choice when config.port is 0) */
+  port: number;
+  /** base URL on 127.0.0.1 (or the configured host when it is not a wildcard) */
+  url: string;
+  tenants: TenantRegistry;
+  ledger: LedgerHost;
+  metrics: Metrics;
+  /** Stop accepting, answer what is in flight, close sockets and the ledger. Idempotent. */
+  close(): Promise<void>;
+}
+
+const DRAIN_TIMEOUT_MS = 10_000;
+
+function workerUrl(): URL {
+  // Under tsx / vitest this module is .ts and so is its sibling; built, both are .js.
+  const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
+  return new URL(`./shard-worker.${ext}`, import.meta.url);
+}
+
+async function startLedger(config: Config, metrics: Metrics, log: Logger): Promise<LedgerHost> {
+  const storage = storageFor(config);
+  await checkShardLayout(config.dataDir, config.shardCount);
+  return startActorHost({
+    workerUrl: workerUrl(),
+    storage,
+    epoch: openEpochFor(storage),
+    shardCount: config.shardCount,
+    workers: config.workers,
+    onGroupCommit: (rows, seconds) => metrics.groupCommit(rows, seconds),
+    onWorkerError: (workerIndex, err) => log.error({ err, workerIndex }, 'shard worker failed'),
+  });
+}
+
+function listen(app: uWS.TemplatedApp, host: string, port: number): Promise<uWS.us_listen_socket> {
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (socket) => {
+      if (socket === false) reject(new Error(`cannot listen on ${host}:${port}`));
+      else resolve(socket);
+    });
+  });
+}
+
+function baseUrl(host: string, port: number): string {
+  const shown = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
+  return `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
+}
+
+export async function startServer(config: Config, opts: ServerOptions = {}): Promise<Server> {
+  const log = opts.logger ?? pino({ level: config.logLevel });
+  const tenants = await TenantRegistry.open(config.dataDir);
+  const metrics = new Metrics();
+  const ledger = opts.ledger ?? (await startLedger(config, metrics, log));
+  metrics.setSources({
+    queueDepth: () => ledger.queueDepth?.() ?? 0,
+    journalLag: () => ledger.journalLag?.() ?? 0,
+  });
+  const traffic = new Traffic();
+  const limiter = new RateLimiter(config.rateLimitPerSecond);
+  const ctx: GatewayContext = { config, tenants, ledger, metrics, limiter, traffic, log };
+  const app = uWS.App();
+  // before the HTTP catch-all, so upgrades reach it
+  const ws = mountWs(app, ctx, { ...DEFAULT_WS_LIMITS, ...opts.wsLimits });
+  mountHttp(app, ctx);
+  let socket: uWS.us_listen_socket;
+  try {
+    socket = await listen(app, config.host, config.port);
+  } catch (err) {
+    await ledger.close();
+    throw err;
+  }
+  const port = uWS.us_socket_local_port(socket as uWS.us_socket);
+  const drainTimeoutMs = opts.drainTimeoutMs ?? DRAIN_TIMEOUT_MS;
+  let closing: Promise<void> | null = null;
+  const close = async (): Promise<void> => {
+    traffic.shuttingDown = true;
+    uWS.us_listen_socket_close(socket);
+    const drained = await traffic.drained(drainTimeoutMs);
+    if (!drained) log.warn({ inflight: traffic.inflight }, 'shutdown: drain timed out');
+    ws.closeAll(1001, 'shutting down');
+    await ledger.close();
+  };
+  return {
+    port,
+    url: baseUrl(config.host, port),
+    tenants,
+    ledger,
+    metrics,
+    close: () => (closing ??= close()),
+  };
+}
