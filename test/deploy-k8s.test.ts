@@ -1,0 +1,275 @@
+// Kubernetes manifests and the Dockerfile against the server they run: renders base and each
+// overlay, validates every object with the Kubernetes JSON schemas, then checks probes, ports,
+// env names and values (through loadConfig), secrets by reference only, and hardening.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  configOf,
+  configVariables,
+  defaults,
+  heapCapMib,
+  quantity,
+  RUNTIME_VARIABLES,
+} from './support/deploy-config.js';
+import { arr, at, DEPLOY, isObj, kustomize, ROOT, type Obj } from './support/deploy-files.js';
+import { parseAllDocuments } from 'yaml';
+
+const K8S = path.join(DEPLOY, 'k8s');
+const TARGETS = ['base', 'overlays/dev', 'overlays/prod'] as const;
+
+interface Validating {
+  validate(): void;
+}
+type ModelClass = new (data: unknown) => Validating;
+
+/** The kubernetes-models class for an object (its JSON schema is the API's OpenAPI schema). */
+async function modelFor(o: Obj): Promise<ModelClass> {
+  const apiVersion = String(o.apiVersion);
+  const kind = String(o.kind);
+  const mod = (await import(`kubernetes-models/${apiVersion}/${kind}`)) as Record<string, unknown>;
+  const cls = mod[kind];
+  if (typeof cls !== 'function') throw new Error(`no schema for ${apiVersion} ${kind}`);
+  return cls as ModelClass;
+}
+
+function byKind(objects: Obj[], kind: string): Obj[] {
+  return objects.filter((o) => o.kind === kind);
+}
+
+function one(objects: Obj[], kind: string, name?: string): Obj {
+  const found = byKind(objects, kind).filter(
+    (o) => name === undefined || at(o, 'metadata', 'name') === name,
+  );
+  expect(found, `${kind} ${name ?? ''}`).toHaveLength(1);
+  return found[0] as Obj;
+}
+
+function ledgerContainer(sts: Obj): Obj {
+  const c = arr(at(sts, 'spec', 'template', 'spec', 'containers')).find(
+    (x) => at(x, 'name') === 'ledger',
+  );
+  if (!isObj(c)) throw new Error('no ledger container');
+  return c;
+}
+
+/** The container's environment as the process sees it: ConfigMap via envFrom, then env. */
+function effectiveEnv(objects: Obj[], c: Obj): { plain: Record<string, string>; refs: Obj[] } {
+  const plain: Record<string, string> = {};
+  for (const from of arr(c.envFrom)) {
+    const name = at(from, 'configMapRef', 'name');
+    const cm = one(objects, 'ConfigMap', String(name));
+    for (const [k, v] of Object.entries((cm.data ?? {}) as Obj)) plain[k] = String(v);
+  }
+  const refs: Obj[] = [];
+  for (const e of arr(c.env).filter(isObj)) {
+    if (typeof e.value === 'string') plain[String(e.name)] = e.value;
+    else refs.push(e);
+  }
+  return { plain, refs };
+}
+
+function portNumber(c: Obj, port: unknown): number {
+  if (typeof port === 'number') return port;
+  const named = arr(c.ports).find((p) => at(p, 'name') === port);
+  return Number(at(named, 'containerPort'));
+}
+
+describe.each(TARGETS)('kustomize %s', (target) => {
+  const objects = kustomize(path.join(K8S, target));
+  const sts = one(objects, 'StatefulSet', 'ledger');
+  const c = ledgerContainer(sts);
+  const { plain, refs } = effectiveEnv(objects, c);
+
+  it('every object passes the Kubernetes JSON schema of its kind', async () => {
+    expect(objects.length).toBeGreaterThanOrEqual(6);
+    for (const o of objects) {
+      const Model = await modelFor(o);
+      expect(
+        () => new Model(o).validate(),
+        `${String(o.kind)} ${String(at(o, 'metadata', 'name'))}`,
+      ).not.toThrow();
+    }
+  });
+
+  it('gives each pod its stable name as LEDGER_POD_ID and a headless service for peers', () => {
+    const podId = refs.find((e) => e.name === 'LEDGER_POD_ID');
+    expect(at(podId, 'valueFrom', 'fieldRef', 'fieldPath')).toBe('metadata.name');
+    const headless = one(objects, 'Service', String(at(sts, 'spec', 'serviceName')));
+    expect(at(headless, 'spec', 'clusterIP')).toBe('None');
+    const podLabels = at(sts, 'spec', 'template', 'metadata', 'labels') as Obj;
+    expect(podLabels).toMatchObject(at(sts, 'spec', 'selector', 'matchLabels') as Obj);
+    for (const svc of byKind(objects, 'Service')) {
+      expect(podLabels).toMatchObject(at(svc, 'spec', 'selector') as Obj);
+      for (const p of arr(at(svc, 'spec', 'ports'))) {
+        expect(portNumber(c, at(p, 'targetPort'))).toBe(Number(plain.PORT));
+      }
+    }
+    const pdb = one(objects, 'PodDisruptionBudget');
+    expect(podLabels).toMatchObject(at(pdb, 'spec', 'selector', 'matchLabels') as Obj);
+  });
+
+  it('sets only variables src/config.ts reads, with values it accepts', () => {
+    const known = configVariables();
+    expect(known.has('LEDGER_PG_URLS')).toBe(true);
+    const names = [...Object.keys(plain), ...refs.map((e) => String(e.name))];
+    expect(names.filter((n) => !known.has(n) && !RUNTIME_VARIABLES.has(n))).toEqual([]);
+    const config = configOf(plain);
+    expect(config.dataDir).toBe(plain.LEDGER_DATA_DIR);
+    expect(config.workers).toBeLessThanOrEqual(config.shardCount);
+  });
+
+  it('probes its port: startup and liveness on /health/live, readiness on /health/ready', () => {
+    const port = configOf(plain).port;
+    expect(port).toBe(defaults().port);
+    expect(arr(c.ports).map((p) => at(p, 'containerPort'))).toContain(port);
+    const probe = (name: string): [unknown, number] => {
+      const get = at(c, name, 'httpGet');
+      return [at(get, 'path'), portNumber(c, at(get, 'port'))];
+    };
+    expect(probe('startupProbe')).toEqual(['/health/live', port]);
+    expect(probe('livenessProbe')).toEqual(['/health/live', port]);
+    expect(probe('readinessProbe')).toEqual(['/health/ready', port]);
+    const annotations = at(sts, 'spec', 'template', 'metadata', 'annotations') as Obj;
+    expect(annotations['prometheus.io/path']).toBe('/metrics');
+    expect(Number(annotations['prometheus.io/port'])).toBe(port);
+  });
+
+  it('drains before SIGTERM and leaves time for the drain and the last group commit', () => {
+    const command = arr(at(c, 'lifecycle', 'preStop', 'exec', 'command'));
+    expect(command[0]).toBe('sleep');
+    const sleepS = Number(command[1]);
+    const graceS = Number(at(sts, 'spec', 'template', 'spec', 'terminationGracePeriodSeconds'));
+    const drainS = 10; // DRAIN_TIMEOUT_MS in src/server.ts
+    expect(sleepS).toBeGreaterThan(0);
+    expect(graceS).toBeGreaterThanOrEqual(sleepS + drainS + 10);
+  });
+
+  it('references secrets, never carries their values', () => {
+    expect(byKind(objects, 'Secret')).toEqual([]);
+    for (const name of ['LEDGER_ADMIN_TOKEN', 'LEDGER_PG_URLS', 'LEDGER_REDIS_URL']) {
+      expect(plain[name], name).toBeUndefined();
+      const ref = refs.find((e) => e.name === name);
+      expect(at(ref, 'valueFrom', 'secretKeyRef', 'name'), name).toBe('ledger-secrets');
+    }
+    const pg = refs.find((e) => e.name === 'LEDGER_PG_URLS');
+    expect(at(pg, 'valueFrom', 'secretKeyRef', 'optional') ?? false).toBe(false);
+  });
+
+  it('runs non-root on a read-only root with the data directory on its own volume', () => {
+    const podSec = at(sts, 'spec', 'template', 'spec', 'securityContext') as Obj;
+    expect(podSec.runAsNonRoot).toBe(true);
+    expect(Number(podSec.runAsUser)).toBeGreaterThan(0);
+    expect(c.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    const mount = arr(c.volumeMounts).find((m) => at(m, 'mountPath') === plain.LEDGER_DATA_DIR);
+    const claims = arr(at(sts, 'spec', 'volumeClaimTemplates')).map((v) =>
+      at(v, 'metadata', 'name'),
+    );
+    expect(claims).toContain(at(mount, 'name'));
+  });
+
+  it('sizes workers and heap caps to the container limits', () => {
+    const config = configOf(plain);
+    const limits = at(c, 'resources', 'limits') as Obj;
+    const requests = at(c, 'resources', 'requests') as Obj;
+    expect(config.workers).toBeLessThanOrEqual(quantity(limits.cpu));
+    expect(quantity(requests.memory)).toBe(quantity(limits.memory));
+    const cap = heapCapMib(plain.NODE_OPTIONS);
+    expect(cap).not.toBeNull();
+    // every worker thread and the main thread is an isolate with this old-space cap
+    expect((config.workers + 1) * (cap ?? 0) * 2 ** 20).toBeLessThan(quantity(limits.memory));
+  });
+});
+
+describe('overlays', () => {
+  it('set namespace, replicas, shard count and image tag per environment', () => {
+    const dev = kustomize(path.join(K8S, 'overlays/dev'));
+    const prod = kustomize(path.join(K8S, 'overlays/prod'));
+    const shards = (objs: Obj[]): unknown =>
+      at(one(objs, 'ConfigMap', 'ledger-config'), 'data', 'LEDGER_SHARDS');
+    expect(shards(dev)).not.toBe(shards(prod));
+    for (const objs of [dev, prod]) {
+      expect(new Set(objs.map((o) => at(o, 'metadata', 'namespace'))).size).toBe(1);
+      expect(String(at(ledgerContainer(one(objs, 'StatefulSet')), 'image'))).not.toMatch(
+        /:latest$/,
+      );
+    }
+    expect(at(one(prod, 'StatefulSet'), 'spec', 'replicas')).toBeGreaterThan(1);
+  });
+
+  // kubectl is not part of this machine kind's tools; where it exists, the real Kustomize
+  // must render exactly what the minimal renderer above does.
+  const kubectl = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((p) => existsSync(p));
+  it.skipIf(kubectl === undefined).each(TARGETS)('kubectl kustomize %s renders the same', (t) => {
+    const out = execFileSync(kubectl ?? 'kubectl', ['kustomize', path.join(K8S, t)], {
+      encoding: 'utf8',
+    });
+    const real = parseAllDocuments(out).map((d) => d.toJS() as Obj);
+    const key = (o: Obj): string => `${String(o.kind)}/${String(at(o, 'metadata', 'name'))}`;
+    const sortByKey = (l: Obj[]): Obj[] => [...l].sort((a, b) => key(a).localeCompare(key(b)));
+    expect(sortByKey(kustomize(path.join(K8S, t)))).toEqual(sortByKey(real));
+  });
+});
+
+describe('Dockerfile', () => {
+  /** Instructions with line continuations joined and comments dropped. */
+  const lines = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  const stages = lines.reduce<string[][]>((acc, l) => {
+    if (/^FROM\s/i.test(l)) acc.push([]);
+    acc[acc.length - 1]?.push(l);
+    return acc;
+  }, []);
+  const runtime = stages[stages.length - 1] ?? [];
+  const find = (stage: string[], op: string): string[] =>
+    stage
+      .filter((l) => l.toUpperCase().startsWith(`${op} `))
+      .map((l) => l.slice(op.length + 1).trim());
+
+  it('builds in one stage and runs production dependencies and dist/ in another', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    expect(lines.find((l) => l.startsWith('ARG NODE_IMAGE='))).toBe(
+      'ARG NODE_IMAGE=node:20-bookworm-slim',
+    );
+    const build = stages[0] ?? [];
+    expect(find(build, 'RUN').join('\n')).toMatch(/npm ci[\s\S]*npm run build/);
+    expect(find(runtime, 'RUN').join('\n')).toMatch(/npm ci --omit=dev/);
+    expect(find(runtime, 'COPY')).toContain('--from=build /app/dist ./dist');
+    for (const copy of find(build, 'COPY')) {
+      const sources = copy
+        .split(/\s+/)
+        .slice(0, -1)
+        .filter((s) => !s.startsWith('--'));
+      for (const s of sources) expect(existsSync(path.join(ROOT, s)), s).toBe(true);
+    }
+  });
+
+  it('runs non-root, on the server port, stops with SIGTERM, starts `cli.js serve`', () => {
+    const user = find(runtime, 'USER').at(-1) ?? '';
+    expect(user).toMatch(/^[1-9]\d*(:\d+)?$/); // numeric, so runAsNonRoot can verify it
+    expect(find(runtime, 'EXPOSE')).toEqual([String(defaults().port)]);
+    expect(find(runtime, 'STOPSIGNAL')).toEqual(['SIGTERM']);
+    const entry = JSON.parse(find(runtime, 'ENTRYPOINT')[0] ?? '[]') as string[];
+    const cmd = JSON.parse(find(runtime, 'CMD')[0] ?? '[]') as string[];
+    expect([...entry, ...cmd]).toEqual(['node', 'dist/src/cli.js', 'serve']);
+    const tsconfig = readFileSync(path.join(ROOT, 'tsconfig.json'), 'utf8');
+    expect(tsconfig).toMatch(/"outDir":\s*"dist"/);
+  });
+
+  it('keeps local state, secrets and dependencies out of the build context', () => {
+    const ignored = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
+    for (const p of ['node_modules', 'dist', 'data', '.env', '.git'])
+      expect(ignored, p).toContain(p);
+  });
+});
