@@ -25,13 +25,20 @@ const BALANCE_LINES_MAX = 50;
 
 function shardLines(r: AuditResult): string[] {
   const lines = ['  shard      entries  replayed  head sequence  findings  snapshot'];
+  let empty = 0;
   for (const s of r.shards) {
+    // An empty shard with nothing to report is one count, not a line: 64 of them hide the rest.
+    if (s.entries === 0 && s.findings.length + s.findingsDropped === 0 && s.snapshot === null) {
+      empty++;
+      continue;
+    }
     const snap = s.snapshot === null ? '-' : s.snapshot.matched ? 'matches' : 'DIFFERS';
     const findings = s.findings.length + s.findingsDropped;
     lines.push(`  ${String(s.shard).padStart(5)} ${int(s.entries).padStart(12)} ` +
       `${int(s.replayed).padStart(9)} ${int(s.head.sequence).padStart(14)} ` +
       `${String(findings).padStart(9)}  ${snap}`);
   }
+  if (empty > 0) lines.push(`  (${empty} empty shards verified, not listed)`);
   return lines;
 }
 

@@ -1,0 +1,375 @@
+// End-to-end benchmark of one real pod over HTTP and WebSocket, driven by a separate load
+// process (load-client.ts): max single payments/s, p99 in an open loop at 80% of it, batches;
+// embedded journal and (BENCH_PG=1 or --pg) PostgreSQL; pgbench TPC-B measured in the same run
+// as the SQL baseline. Prints a table and writes JSON; asserts nothing about timing.
+
+import { execFile, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import { LedgerHttpClient } from '../protocol/client.js';
+import { shardOf } from '../protocol/shard-key.js';
+import { PG_HOST, PG_PORT, PG_USER, createTestDatabases } from '../test/support/pg.js';
+import type { LoadMode, LoadReport } from './load-client.js';
+import { procCpuSeconds, startPod, type Pod } from './pod.js';
+import { fmtInt, machine, median, printTable, writeResult } from './report.js';
+
+export interface HttpBenchOptions {
+  runs: number;
+  seconds: number;
+  workers: number;
+  /** also (or only) run against PostgreSQL shard databases; default from BENCH_PG */
+  pg?: 'no' | 'also' | 'only';
+}
+
+type Storage = 'embedded' | 'postgresql';
+
+interface Phase {
+  key: string;
+  name: string;
+  mode: LoadMode;
+  connections: number;
+  inflight: number;
+  batch: number;
+  /** open loop at this fraction of the first phase's measured requests/s */
+  rateOfMax?: number;
+  target: string;
+}
+
+/** What the pod did during one phase, from /proc and its /metrics. */
+interface PodSide {
+  cpuCores: number;
+  mainThreadCores: number;
+  /** PostgreSQL server processes (the pod's commits, and anyone else's queries) */
+  postgresCores: number;
+  /** busy cores of the whole machine minus pod, load generator and PostgreSQL: interference */
+  otherCores: number;
+  commits: number;
+  rowsPerCommit: number;
+  commitMsMean: number;
+}
+
+interface PhaseRun {
+  load: LoadReport;
+  pod: PodSide;
+}
+
+interface Run {
+  storage: Storage;
+  loadavg: number[];
+  phases: Record<string, PhaseRun>;
+  pgbenchTps: number;
+}
+
+const TENANTS = 16;
+const ACCOUNTS = 100;
+const SHARDS = 64;
+const PGBENCH = { scale: 8, clients: 8, threads: 2 };
+const PG_SHARD_DATABASES = 2;
+const CLOCK_TICKS_PER_SECOND = 100;
+const HTTP_CONNECTIONS = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 1024);
+
+const PHASES: readonly Phase[] = [
+  { key: 'httpMax', name: 'HTTP single, closed loop (max)', mode: 'http',
+    connections: HTTP_CONNECTIONS, inflight: 1, batch: 1, target: '>= 50,000/s' },
+  { key: 'httpOpen', name: 'HTTP single, open loop at 80% of max', mode: 'http',
+    connections: HTTP_CONNECTIONS, inflight: 1, batch: 1, rateOfMax: 0.8,
+    target: 'p99 <= 20 ms' },
+  { key: 'httpBatch100', name: 'HTTP batch 100, closed loop', mode: 'http-batch',
+    connections: 8, inflight: 1, batch: 100, target: '-' },
+  { key: 'ws100', name: 'WS transferBatch 100, closed loop', mode: 'ws',
+    connections: 4, inflight: 8, batch: 100, target: '>= 250,000/s' },
+  { key: 'ws8190', name: 'WS transferBatch 8190, closed loop', mode: 'ws',
+    connections: 2, inflight: 2, batch: 8190, target: '>= 250,000/s' },
+];
+
+/** PostgreSQL targets of issue 4, as multiples of pgbench TPS. */
+const PG_TARGETS: Readonly<Record<string, string>> = {
+  httpMax: '>= 10x pgbench', ws100: '>= 40x pgbench', ws8190: '>= 40x pgbench',
+};
+
+function loadClientPath(): { script: string; nodeArgs: string[] } {
+  const ts = import.meta.url.endsWith('.ts');
+  const script = fileURLToPath(new URL(`./load-client.${ts ? 'ts' : 'js'}`, import.meta.url));
+  return { script, nodeArgs: ts ? ['--import', 'tsx'] : [] };
+}
+
+/** Runs the load generator as its own process and returns its JSON report. */
+function runLoadProcess(args: string[]): Promise<LoadReport> {
+  const { script, nodeArgs } = loadClientPath();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      if (code !== 0 || line === '') return reject(new Error(`load-client exited ${code}`));
+      resolve(JSON.parse(line) as LoadReport);
+    });
+  });
+}
+
+/** Tenant ids in distinct shards, spread evenly over the pod's workers (shard % workers). */
+export function chooseTenants(count: number, shards: number, workers: number): string[] {
+  const perWorker = new Array<number>(workers).fill(0);
+  const usedShards = new Set<number>();
+  const chosen: string[] = [];
+  for (let i = 0; chosen.length < count && i < 100_000; i++) {
+    const id = `bench-${i}`;
+    const shard = shardOf(id, shards);
+    const w = shard % workers;
+    if (usedShards.has(shard) || (perWorker[w] as number) >= Math.ceil(count / workers)) continue;
+    usedShards.add(shard);
+    perWorker[w] = (perWorker[w] as number) + 1;
+    chosen.push(id);
+  }
+  return chosen;
+}
+
+/** Tenants with a funding account (allowNegative) and ACCOUNTS payees each; their tokens. */
+async function setupTenants(pod: Pod, workers: number): Promise<string[]> {
+  const ids = chooseTenants(Math.max(TENANTS, workers), SHARDS, workers);
+  return Promise.all(ids.map(async (id) => {
+    const token = await pod.createTenant(id);
+    const client = new LedgerHttpClient(pod.url, token);
+    const accounts = [{ id: 'fund', currencyCode: 'USD', allowNegative: true }];
+    for (let a = 0; a < ACCOUNTS; a++) accounts.push({ id: `a${a}`, currencyCode: 'USD',
+      allowNegative: false });
+    for (const account of accounts) {
+      const r = await client.createAccount(account);
+      if (r.status !== 201) throw new Error(`setup ${id}/${account.id}: ${r.status}`);
+    }
+    return token;
+  }));
+}
+
+/** Sum and count of one Prometheus histogram in /metrics text (0 when absent). */
+function histogramTotals(text: string, name: string): { sum: number; count: number } {
+  const read = (suffix: string): number => {
+    const m = new RegExp(`^${name}_${suffix}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
+    return m?.[1] === undefined ? 0 : Number(m[1]);
+  };
+  return { sum: read('sum'), count: read('count') };
+}
+
+/** Busy CPU seconds of the whole machine (all cores), from the first line of /proc/stat. */
+function machineBusySeconds(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/) ?? [];
+  // user nice system idle iowait irq softirq steal: busy = all but idle and iowait
+  const v = cpu.slice(1, 9).map(Number);
+  const busy = v.reduce((a, b) => a + b, 0) - (v[3] ?? 0) - (v[4] ?? 0);
+  return busy / CLOCK_TICKS_PER_SECOND;
+}
+
+/** CPU seconds of every process named `postgres` right now (backends come and go). */
+function postgresCpuSeconds(): number {
+  let total = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/comm`, 'utf8').trim() !== 'postgres') continue;
+    } catch {
+      continue; // exited between readdir and read
+    }
+    const s = procCpuSeconds(`/proc/${name}/stat`);
+    if (!Number.isNaN(s)) total += s;
+  }
+  return total;
+}
+
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+
+async function podSide(pod: Pod, run: () => Promise<LoadReport>): Promise<PhaseRun> {
+  const before = await pod.metrics();
+  const cpu0 = pod.cpuSeconds();
+  const main0 = pod.mainThreadCpuSeconds();
+  const busy0 = machineBusySeconds();
+  const pg0 = postgresCpuSeconds();
+  const t0 = performance.now();
+  const load = await run();
+  const wall = (performance.now() - t0) / 1000;
+  const cpuCores = (pod.cpuSeconds() - cpu0) / wall;
+  const mainThreadCores = (pod.mainThreadCpuSeconds() - main0) / wall;
+  const postgresCores = Math.max(0, (postgresCpuSeconds() - pg0) / wall);
+  const loadCores = load.clientCpuSecondsTotal / wall; // the load process lives only in `run`
+  const otherCores = (machineBusySeconds() - busy0) / wall - cpuCores - loadCores - postgresCores;
+  const after = await pod.metrics();
+  const delta = (name: string): { sum: number; count: number } => {
+    const a = histogramTotals(after, name);
+    const b = histogramTotals(before, name);
+    return { sum: a.sum - b.sum, count: a.count - b.count };
+  };
+  const rows = delta('ledger_group_commit_rows');
+  const secs = delta('ledger_group_commit_seconds');
+  return { load, pod: {
+    cpuCores: round2(cpuCores), mainThreadCores: round2(mainThreadCores),
+    postgresCores: round2(postgresCores), otherCores: round2(Math.max(0, otherCores)),
+    commits: rows.count,
+    rowsPerCommit: rows.count > 0 ? rows.sum / rows.count : Number.NaN,
+    commitMsMean: secs.count > 0 ? (secs.sum / secs.count) * 1000 : Number.NaN,
+  } };
+}
+
+async function runPhases(pod: Pod, tokens: string[], o: HttpBenchOptions, tag: string) {
+  const phases: Record<string, PhaseRun> = {};
+  for (const p of PHASES) {
+    const maxRate = phases.httpMax?.load.requestsPerSec ?? 0;
+    const rate = p.rateOfMax === undefined ? 0 : Math.round(maxRate * p.rateOfMax);
+    const args = ['--url', pod.url, '--tokens', tokens.join(','), '--mode', p.mode,
+      '--connections', String(p.connections), '--inflight', String(p.inflight),
+      '--batch', String(p.batch), '--rate', String(rate), '--seconds', String(o.seconds),
+      '--warmup', '1', '--accounts', String(ACCOUNTS), '--tag', `${tag}${p.key}-`];
+    phases[p.key] = await podSide(pod, () => runLoadProcess(args));
+    const l = phases[p.key]?.load;
+    if (l !== undefined) {
+      process.stdout.write(`  ${p.name}${rate > 0 ? ` @ ${fmtInt(rate)} req/s` : ''}: ` +
+        `${fmtInt(l.paymentsPerSec)} payments/s, p99 ${l.latencyMs.p99} ms, ` +
+        `pod ${phases[p.key]?.pod.cpuCores} cores (main ${phases[p.key]?.pod.mainThreadCores}), ` +
+        `load ${l.clientCpuCores}, postgres ${phases[p.key]?.pod.postgresCores}, ` +
+        `other ${phases[p.key]?.pod.otherCores}` +
+        `${Object.keys(l.errors).length > 0 ? `; errors ${JSON.stringify(l.errors)}` : ''}\n`);
+    }
+  }
+  return phases;
+}
+
+const execFileP = promisify(execFile);
+
+/** pgbench TPC-B (its default script), scale 8, into a fresh database; returns tps. */
+async function runPgbench(seconds: number): Promise<number> {
+  const dbs = await createTestDatabases(1);
+  const conn = ['-h', PG_HOST, '-p', String(PG_PORT), '-U', PG_USER];
+  try {
+    const db = dbs.names[0] as string;
+    await execFileP('pgbench', ['-i', '-q', '-s', String(PGBENCH.scale), ...conn, db]);
+    const { stdout } = await execFileP('pgbench', ['-c', String(PGBENCH.clients),
+      '-j', String(PGBENCH.threads), '-T', String(Math.max(1, Math.round(seconds))), ...conn, db]);
+    const m = /tps = ([\d.]+)/.exec(stdout);
+    if (m?.[1] === undefined) throw new Error(`pgbench output without tps:\n${stdout}`);
+    return Number(m[1]);
+  } finally {
+    await dbs.drop();
+  }
+}
+
+async function runOnce(storage: Storage, o: HttpBenchOptions, run: number): Promise<Run> {
+  const loadavg = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  const pod = await startPod({ workers: o.workers, shards: SHARDS,
+    pgDatabases: storage === 'postgresql' ? PG_SHARD_DATABASES : 0,
+    ...(process.env.BENCH_POD_CPU_PROF ? { cpuProfDir: process.env.BENCH_POD_CPU_PROF } : {}) });
+  let phases: Record<string, PhaseRun>;
+  try {
+    const tokens = await setupTenants(pod, o.workers);
+    process.stdout.write(`${storage} run ${run + 1}/${o.runs} (load average ` +
+      `${loadavg.join(' ')}; pod pid ${pod.pid})\n`);
+    phases = await runPhases(pod, tokens, o, `r${run}${storage[0]}`);
+  } finally {
+    await pod.stop();
+  }
+  // the baseline runs with the pod stopped, so each side has the whole machine
+  const pgbenchTps = await runPgbench(o.seconds);
+  process.stdout.write(`  pgbench TPC-B: ${fmtInt(pgbenchTps)} tps\n`);
+  return { storage, loadavg, phases, pgbenchTps };
+}
+
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+function ms(values: number[]): string {
+  return median(values).toFixed(2);
+}
+
+function tableRows(runs: Run[], storage: Storage): Array<Record<string, string | number>> {
+  const tps = median(runs.map((r) => r.pgbenchTps));
+  const rows: Array<Record<string, string | number>> = PHASES.map((p) => {
+    const loads = runs.map((r) => r.phases[p.key]?.load).filter((l) => l !== undefined);
+    const pods = runs.map((r) => r.phases[p.key]?.pod).filter((x) => x !== undefined);
+    const lat = loads.map((l) => l.latencyMs);
+    const pay = median(loads.map((l) => l.paymentsPerSec));
+    const errors = loads.reduce((n, l) => n + sum(Object.values(l.errors)), 0);
+    return {
+      scenario: p.name, conns: p.mode === 'ws' ? `${p.connections}x${p.inflight}` : p.connections,
+      'req/s': fmtInt(median(loads.map((l) => l.requestsPerSec))), 'payments/s': fmtInt(pay),
+      'p50 ms': ms(lat.map((x) => x.p50)), 'p95 ms': ms(lat.map((x) => x.p95)),
+      'p99 ms': ms(lat.map((x) => x.p99)), 'p99.9 ms': ms(lat.map((x) => x.p999)),
+      'max ms': ms(lat.map((x) => x.max)), errors,
+      'pod cpu': median(pods.map((x) => x.cpuCores)).toFixed(2),
+      'pod main': median(pods.map((x) => x.mainThreadCores)).toFixed(2),
+      'pg cpu': median(pods.map((x) => x.postgresCores)).toFixed(2),
+      'other cpu': median(pods.map((x) => x.otherCores)).toFixed(2),
+      'load cpu': median(loads.map((l) => l.clientCpuCores)).toFixed(2),
+      'rows/commit': median(pods.map((x) => x.rowsPerCommit)).toFixed(1),
+      'commit ms': median(pods.map((x) => x.commitMsMean)).toFixed(2),
+      // efficiency, not a measured rate: what one core of pod CPU bought in this phase
+      'pay/pod-core-s': fmtInt(median(runs.flatMap((r) => {
+        const x = r.phases[p.key];
+        return x === undefined ? [] : [x.load.paymentsPerSec / x.pod.cpuCores];
+      }))),
+      'x pgbench': (pay / tps).toFixed(1),
+      target: storage === 'postgresql' ? (PG_TARGETS[p.key] ?? p.target) : p.target,
+    };
+  });
+  rows.push({ scenario: `pgbench TPC-B -s ${PGBENCH.scale} -c ${PGBENCH.clients} ` +
+    `-j ${PGBENCH.threads} (baseline)`, conns: PGBENCH.clients, 'req/s': fmtInt(tps),
+  'payments/s': fmtInt(tps), 'p50 ms': '-', 'p95 ms': '-', 'p99 ms': '-', 'p99.9 ms': '-',
+  'max ms': '-', errors: 0, 'pod cpu': '-', 'pod main': '-', 'pg cpu': '-', 'other cpu': '-',
+  'load cpu': '-', 'rows/commit': '-', 'commit ms': '-', 'pay/pod-core-s': '-',
+  'x pgbench': '1.0', target: '-' });
+  return rows;
+}
+
+function pgChoice(o: HttpBenchOptions): 'no' | 'also' | 'only' {
+  if (o.pg !== undefined) return o.pg;
+  const env = process.env.BENCH_PG ?? '';
+  if (env === 'only') return 'only';
+  return env === '1' || env === 'true' || env === 'also' ? 'also' : 'no';
+}
+
+export async function benchHttp(o: HttpBenchOptions): Promise<void> {
+  const pg = pgChoice(o);
+  const storages: Storage[] = pg === 'only' ? ['postgresql']
+    : pg === 'also' ? ['embedded', 'postgresql'] : ['embedded'];
+  const m = machine();
+  process.stdout.write(`http bench: ${m.cpu}, ${m.cores} cores, node ${m.node}; the pod ` +
+    `(main thread + ${o.workers} workers), the load generator and PostgreSQL share these ` +
+    `${m.cores} cores. ${o.runs} runs x ${o.seconds} s (+1 s warm-up) per phase, medians.\n`);
+  const byStorage = new Map<Storage, Run[]>();
+  for (const storage of storages) {
+    const runs: Run[] = [];
+    for (let r = 0; r < o.runs; r++) runs.push(await runOnce(storage, o, r));
+    byStorage.set(storage, runs);
+  }
+  const tables: Record<string, Array<Record<string, string | number>>> = {};
+  for (const [storage, runs] of byStorage) {
+    tables[storage] = tableRows(runs, storage);
+    printTable(`${storage} journal: ${o.runs} runs x ${o.seconds} s, ${o.workers} workers, ` +
+      `${SHARDS} shards, ${Math.max(TENANTS, o.workers)} tenants x ${ACCOUNTS} accounts; ` +
+      `latency from intended send time; medians`, tables[storage] ?? []);
+  }
+  writeResult('http', { options: o, phases: PHASES, pgbench: PGBENCH, tables,
+    runs: Object.fromEntries(byStorage) });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: {
+    runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' },
+    workers: { type: 'string', default: String(os.availableParallelism()) },
+    pg: { type: 'boolean', default: false }, 'pg-only': { type: 'boolean', default: false },
+  } });
+  await benchHttp({ runs: Number(values.runs), seconds: Number(values.seconds),
+    workers: Number(values.workers),
+    pg: values['pg-only'] ? 'only' : values.pg ? 'also' : undefined });
+}
+
+// `node dist/bench/http.js [--pg]` as well as `node dist/bench/run.js http`
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench http: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}
