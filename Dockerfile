@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The ledger pod image: TypeScript compiled in a throwaway stage, then only production
 # dependencies and dist/ in a small glibc image, run as an unprivileged user. No secrets here:
-# LEDGER_ADMIN_TOKEN and LEDGER_PG_URLS arrive as environment at run time.
+# LEDGER_ADMIN_TOKEN, LEDGER_CLUSTER_TOKEN and LEDGER_PG_URLS arrive as environment at run time.
 
 # Debian bookworm (glibc 2.36): the registry build of uWebSockets.js we depend on
 # (@trufflesuite/uws-js-unofficial@20.30.0-unofficial.0) loads there; alpine (musl) and newer
@@ -34,14 +34,16 @@ COPY package.json package-lock.json ./
 # Runtime dependencies only (no typescript, vitest, tsx); the cache is not part of the image.
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
-# The data directory is the only path the pod writes (tenants.json, layout.json, embedded
-# journal and snapshots); Kubernetes mounts a volume here and keeps the root filesystem read-only.
+# The data directory is the only path the pod writes: layout.json, tenants.json, journal and
+# snapshots in embedded mode; with LEDGER_PG_URLS tenants and journal live in PostgreSQL, and
+# with LEDGER_REDIS_URL snapshots in Redis. Kubernetes mounts a volume here, root stays read-only.
 ENV LEDGER_DATA_DIR=/var/lib/ledger \
     PORT=8080
 VOLUME ["/var/lib/ledger"]
 USER 10001:10001
 EXPOSE 8080
-# cli.ts drains in-flight requests and flushes the last group commit on SIGTERM.
+# cli.ts drains in-flight requests, flushes the last group commit and ends the pod's lease (so
+# the other pods claim its shards at once) on SIGTERM.
 STOPSIGNAL SIGTERM
 # For plain `docker run`; Kubernetes uses its own probes (deploy/k8s/base/statefulset.yaml).
 # node's fetch, because the slim image has neither curl nor wget. Start period covers replay.

@@ -8,7 +8,8 @@ export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   if (sorted.length === 0) return Number.NaN;
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  const hi = sorted[mid] as number;
+  return sorted.length % 2 ? hi : ((sorted[mid - 1] as number) + hi) / 2;
 }
 
 export function percentile(sorted: Float64Array | number[], p: number): number {
@@ -33,7 +34,8 @@ export function printTable(title: string, rows: Array<Record<string, string | nu
   if (rows.length === 0) return;
   const cols = Object.keys(rows[0] as object);
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
-  const fmt = (vals: string[]): string => vals.map((v, i) => v.padStart(widths[i] as number)).join('  ');
+  const fmt = (vals: string[]): string =>
+    vals.map((v, i) => v.padStart(widths[i] as number)).join('  ');
   process.stdout.write(fmt(cols) + '\n');
   for (const r of rows) process.stdout.write(fmt(cols.map((c) => String(r[c]))) + '\n');
 }

@@ -5,10 +5,17 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchAudit } from './audit.js';
 import { benchCore } from './core.js';
+import { benchRecovery } from './recovery.js';
 
-const SCENARIOS: Record<string, (o: { runs: number; seconds: number; workers: number }) => Promise<void>> = {
+type BenchOptions = { runs: number; seconds: number; workers: number };
+
+const SCENARIOS: Record<string, (o: BenchOptions) => Promise<void>> = {
   core: benchCore,
   audit: benchAudit,
+  recovery: benchRecovery,
+  http: (o) => import('./http.js').then((m) => m.benchHttp(o)),
+  relay: (o) => import('./relay.js').then((m) => m.benchRelay({ ...o, tenantsPerShard: 4 })),
+  cluster: (o) => import('./cluster.js').then((m) => m.benchCluster(o)),
 };
 
 async function main(): Promise<void> {
@@ -25,7 +32,8 @@ async function main(): Promise<void> {
   const names = positionals.length > 0 ? positionals : ['core'];
   for (const name of names) {
     const run = SCENARIOS[name];
-    if (!run) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+    const known = Object.keys(SCENARIOS).join(', ');
+    if (!run) throw new Error(`unknown scenario ${name}; known: ${known}`);
     await run(opts);
   }
 }

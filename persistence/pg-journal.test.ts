@@ -8,7 +8,7 @@ import { ZERO_HASH, type JournalEntry } from '../protocol/journal-entry.js';
 import type { ChainHead } from '../protocol/storage.js';
 import { createTestDatabases, type TestDatabases } from '../test/support/pg.js';
 import { PgJournal, PgJournalError } from './pg-journal.js';
-import { SCHEMA_VERSION, migrate } from './pg-schema.js';
+import { MIGRATIONS, migrate } from './pg-schema.js';
 
 let dbs: TestDatabases;
 const open: PgJournal[] = [];
@@ -224,8 +224,8 @@ describe('PgJournal', () => {
     await b.open([60], 0);
     for (const db of [0, 1]) {
       const versions = await sql<{ version: number }>(
-        db, 'SELECT version FROM ledger_schema_version');
-      expect(versions.map((v) => v.version)).toEqual([SCHEMA_VERSION]);
+        db, 'SELECT version FROM ledger_schema_version ORDER BY version');
+      expect(versions.map((v) => v.version)).toEqual(MIGRATIONS.map((m) => m.version));
       const client = new pg.Client({ connectionString: dbs.urls[db] });
       await client.connect();
       try {

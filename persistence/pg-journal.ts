@@ -245,6 +245,49 @@ export class PgJournal implements JournalSink {
     return claimed;
   }
 
+  /**
+   * Opens one more shard at an epoch the shard directory already claimed for this pod
+   * (persistence/shard-directory.ts), after open(). Refuses unless the shard's owner row
+   * still says (this pod, exactly `epoch`): a newer claim in between means this pod lost it.
+   * The head is read after that check, so every commit of an older owner is in it or fenced.
+   */
+  async adopt(shard: number, epoch: number): Promise<void> {
+    if (this.state !== 'open') throw new Error(`PgJournal.adopt: journal is ${this.state}`);
+    if (!Number.isSafeInteger(shard) || shard < 0 || shard > 0x7fff_ffff) {
+      throw new RangeError(`PgJournal.adopt: bad shard ${shard}`);
+    }
+    const db = this.dbs[this.databaseOf(shard)] as Db;
+    const client = await this.connect(db);
+    try {
+      const owner = await client.query<{ epoch: string; owner: string }>(
+        'SELECT epoch, owner FROM shard_owner WHERE shard = $1', [shard]);
+      const row = owner.rows[0];
+      if (row === undefined || Number(row.epoch) !== epoch || row.owner !== this.opts.podId) {
+        const now = row === undefined ? 'no owner' : `epoch ${row.epoch} (${row.owner})`;
+        const message = `shard ${shard}: adopt epoch ${epoch}, ${now}`;
+        throw new PgJournalError('stale_epoch', message, false);
+      }
+      const res = await client.query<HeadRow>(
+        `SELECT $1::int AS shard, sequence, hash FROM journal WHERE shard = $1
+         ORDER BY sequence DESC LIMIT 1`, [shard]);
+      const head = res.rows[0];
+      const sequence = head?.sequence == null ? 0 : Number(head.sequence);
+      const key = head?.hash == null ? ZERO_KEY : head.hash.toString('latin1');
+      this.heads.set(shard, { sequence, key });
+      this.epochs.set(shard, epoch);
+      client.release();
+    } catch (err) {
+      client.release(err instanceof Error ? err : true);
+      throw err;
+    }
+  }
+
+  /** Stops appending for a shard (the caller drained its commits first). */
+  forget(shard: number): void {
+    this.heads.delete(shard);
+    this.epochs.delete(shard);
+  }
+
   epochOf(shard: number): number {
     const epoch = this.epochs.get(shard);
     if (epoch === undefined) throw new Error(`PgJournal: shard ${shard} is not open`);

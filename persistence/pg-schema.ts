@@ -12,6 +12,8 @@ import { ENTRY_KINDS } from '../protocol/journal-entry.js';
  *                 (names in journal_kind). `currency` is text, not char(3): the row must hold
  *                 exactly the bytes that were hashed, and char(n) pads.
  *   shard_owner   the fencing token: the epoch of the one pod allowed to append to a shard.
+ *   relay_cursor  (migration 3) the Kafka relay's broker-acknowledged position per shard.
+ *   ledger_tenant, ledger_token  (migration 4) the tenant registry of multi-pod operation.
  *
  * Fencing is enforced by PostgreSQL, not by the client: a statement-level trigger on journal
  * (transition table, so once per COPY, not per row) locks the shard_owner rows of the shards
@@ -65,6 +67,85 @@ BEGIN
 END
 $fn$`;
 
+/*
+ * Migration 2: the shard directory of multi-pod operation (persistence/shard-directory.ts).
+ *   shard_owner.state   active | moving | recovering (lifecycle in src/cluster/handoff.ts)
+ *   shard_owner.target  the pod a 'moving' shard is handed to (only it may claim it early)
+ *   ledger_pod          one row per pod: its internal address and lease. Leases are per POD,
+ *                       not per shard: renewing per-shard leases would UPDATE the shard_owner
+ *                       rows that every COPY's fence locks FOR SHARE, so each renewal would
+ *                       queue behind in-flight commits (and the next commits behind it). A
+ *                       pod row is never touched by a commit. It is written to every shard
+ *                       database, so that a claim checks the owner's lease and bumps the
+ *                       epoch in ONE statement of the database that fences the shard.
+ *   NOTIFY ledger_directory, payload = shard, on every change of a shard_owner row.
+ */
+const DIRECTORY_SQL = `
+ALTER TABLE shard_owner
+  ADD COLUMN state text NOT NULL DEFAULT 'active'
+    CHECK (state IN ('active', 'moving', 'recovering')),
+  ADD COLUMN target text;
+CREATE TABLE ledger_pod (
+  pod_id text PRIMARY KEY,
+  address text NOT NULL,
+  heartbeat_at timestamptz NOT NULL DEFAULT now(),
+  lease_until timestamptz NOT NULL
+);
+CREATE FUNCTION ledger_notify_directory() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM pg_notify('ledger_directory', NEW.shard::text);
+  RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER shard_owner_notify AFTER INSERT OR UPDATE ON shard_owner
+  FOR EACH ROW EXECUTE FUNCTION ledger_notify_directory();
+`;
+
+/*
+ * Migration 4: the tenant registry of multi-pod operation (persistence/tenant-store.ts). Only
+ * database 0 of LEDGER_PG_URLS is used (like the pod list); the tables exist, empty, in the
+ * others because every shard database runs the same migrations.
+ *   ledger_tenant  one row per tenant id.
+ *   ledger_token   SHA-256 of each live bearer token (never the token), its tenant, its age;
+ *                  at most TOKENS_PER_TENANT_MAX per tenant, the oldest retired (deleted).
+ *   NOTIFY ledger_tenants on every change, sent at commit, so that each pod updates its
+ *   in-memory token map without a query: 't <tenant>' (new tenant), '+ <hash hex> <tenant>'
+ *   (new token), '- <hash hex> <tenant>' (token removed). Tenant ids never contain spaces.
+ */
+const TENANT_SQL = `
+CREATE TABLE ledger_tenant (
+  id text PRIMARY KEY,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE ledger_token (
+  token_hash bytea PRIMARY KEY CHECK (length(token_hash) = 32),
+  tenant_id text NOT NULL REFERENCES ledger_tenant (id),
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX ledger_token_by_tenant ON ledger_token (tenant_id, created_at);
+CREATE FUNCTION ledger_notify_tenants() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF TG_TABLE_NAME = 'ledger_tenant' THEN
+    PERFORM pg_notify('ledger_tenants', 't ' || NEW.id);
+    RETURN NULL;
+  END IF;
+  IF TG_OP IN ('DELETE', 'UPDATE') THEN
+    PERFORM pg_notify('ledger_tenants',
+      '- ' || encode(OLD.token_hash, 'hex') || ' ' || OLD.tenant_id);
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    PERFORM pg_notify('ledger_tenants',
+      '+ ' || encode(NEW.token_hash, 'hex') || ' ' || NEW.tenant_id);
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER ledger_tenant_notify AFTER INSERT ON ledger_tenant
+  FOR EACH ROW EXECUTE FUNCTION ledger_notify_tenants();
+CREATE TRIGGER ledger_token_notify AFTER INSERT OR UPDATE OR DELETE ON ledger_token
+  FOR EACH ROW EXECUTE FUNCTION ledger_notify_tenants();
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -99,6 +180,29 @@ ${FENCE_FUNCTION};
 CREATE TRIGGER journal_fence AFTER INSERT ON journal
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ledger_fence_journal();
 `,
+  },
+  {
+    version: 2,
+    name: 'shard directory: hand-off state, move target, pod leases, change notifications',
+    sql: DIRECTORY_SQL,
+  },
+  {
+    version: 3,
+    name: 'relay_cursor',
+    // The Kafka relay's position per shard (persistence/relay-cursor.ts): every entry with
+    // sequence <= `sequence` was acknowledged by the broker (acks=-1). Written only after that
+    // ack; never decreases. In the shard's own database, beside its journal.
+    sql: `
+CREATE TABLE relay_cursor (
+  shard integer PRIMARY KEY CHECK (shard >= 0),
+  sequence bigint NOT NULL CHECK (sequence >= 0),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },  {
+    version: 4,
+    name: 'tenant registry: ledger_tenant, ledger_token, change notifications',
+    sql: TENANT_SQL,
   },
 ];
 

@@ -29,7 +29,11 @@ export interface JournalSink {
    * `head` is where the caller's snapshot stands (sequence and hash), so the chain can be
    * checked from there. Resolves with the new head.
    */
-  replay(shard: number, head: ChainHead, onEntry: (entry: JournalEntry) => void): Promise<ChainHead>;
+  replay(
+    shard: number,
+    head: ChainHead,
+    onEntry: (entry: JournalEntry) => void,
+  ): Promise<ChainHead>;
 
   /**
    * Make one group durable: entries of any of the opened shards, in sequence order per

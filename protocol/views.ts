@@ -18,9 +18,18 @@ export interface JsonObject {
   [key: string]: JsonValue;
 }
 
+// The items of one batch share one logical time, so the last formatting is nearly always
+// the next one too: one Date and one string per batch instead of per item (a pure cache).
+let lastMs = Number.NaN;
+let lastIso = '';
+
 /** Logical ms since the Unix epoch as ISO-8601 UTC (`2024-05-01T12:00:00.000Z`). */
 export function isoTime(ms: number): string {
-  return new Date(ms).toISOString();
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
 }
 
 export function renderError(error: ErrorRecord): JsonObject {

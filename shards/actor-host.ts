@@ -7,7 +7,13 @@ import { errorRecord, type ErrorCode } from '../protocol/errors.js';
 import { shardOf } from '../protocol/shard-key.js';
 import { decodeOutcomes, encodeEnvelopes } from '../protocol/thread-codec.js';
 import type { Command, Envelope, Outcome } from '../protocol/types.js';
-import type { BatchReply, ShardStatus, StatusReply, WorkerConfig, WorkerTask } from './actor-worker.js';
+import type {
+  BatchReply,
+  ShardStatus,
+  StatusReply,
+  WorkerConfig,
+  WorkerTask,
+} from './actor-worker.js';
 import type { LedgerPort, Reply } from './ledger-port.js';
 
 export interface ActorHostOptions {
@@ -29,6 +35,26 @@ export interface ActorHostOptions {
   tickMs?: number;
   onGroupCommit?: (rows: number, seconds: number) => void;
   onWorkerError?: (workerIndex: number, err: Error) => void;
+  /**
+   * Multi-pod mode: workers start with no shard and host only what acquire() gives them
+   * (the journal must be a ShardJournal). Without it every shard is hosted from the start.
+   */
+  dynamic?: boolean;
+  /** dynamic mode: a worker died and its shards are no longer hosted (claim them again) */
+  onShardsLost?: (shards: number[]) => void;
+}
+
+/** A command taken back from a worker's queue before it was sent (see release()). */
+export interface QueuedCommand {
+  tenant: string;
+  cmd: Command;
+  reply: Reply;
+}
+
+export interface ReleasedShard {
+  status: ShardStatus;
+  /** commands that were queued for the shard and never reached the worker */
+  queued: QueuedCommand[];
 }
 
 const DEFAULTS = {
@@ -39,6 +65,7 @@ const DEFAULTS = {
   maxInflightTasks: 8,
   maxQueued: 131_072,
   tickMs: 1000,
+  dynamic: false,
 };
 
 /** One worker thread and the commands waiting for it. */
@@ -50,10 +77,16 @@ class Lane {
   ready = false;
   /** entries applied but not yet durable, as of the worker's last reply */
   lag = 0;
+  /** aborts the tasks queued for a worker that failed to start (see workerFailed) */
+  queued = new AbortController();
   constructor(
     readonly index: number,
     readonly pool: Piscina,
   ) {}
+
+  run<T = unknown>(task: WorkerTask): Promise<T> {
+    return this.pool.run(task, { signal: this.queued.signal }) as Promise<T>;
+  }
 }
 
 export interface HostedShard extends ShardStatus {
@@ -62,8 +95,12 @@ export interface HostedShard extends ShardStatus {
 
 export class ActorHost implements LedgerPort {
   private readonly lanes: Lane[];
-  private readonly opts: Required<Omit<ActorHostOptions, 'onGroupCommit' | 'onWorkerError'>> &
+  private readonly opts: Required<
+    Omit<ActorHostOptions, 'onGroupCommit' | 'onWorkerError' | 'onShardsLost'>
+  > &
     ActorHostOptions;
+  /** dynamic mode: the shards hosted now and their epochs */
+  private readonly hosted = new Map<number, number>();
   private flushScheduled = false;
   private closing = false;
   private idleWaiters: Array<() => void> = [];
@@ -73,13 +110,44 @@ export class ActorHost implements LedgerPort {
     validateOptions(this.opts);
     this.lanes = [];
     for (let i = 0; i < this.opts.workers; i++) this.lanes.push(new Lane(i, this.spawn(i)));
+    for (const lane of this.lanes) lane.pool.on('error', (err) => this.workerFailed(lane, err));
+    if (this.opts.dynamic) {
+      // A worker can die between tasks (a timer-driven commit failed closed): its successor
+      // starts empty, so the shards it hosted must be claimed and acquired again.
+      for (const lane of this.lanes) lane.pool.on('workerDestroy', () => this.workerGone(lane));
+    }
+  }
+
+  private workerGone(lane: Lane): void {
+    if (this.closing || !lane.ready) return;
+    lane.ready = false;
+    this.dropLaneShards(lane);
+    // Not from inside piscina's 'workerDestroy': the dying worker is still in its ready list
+    // then, and a task posted now fails an assertion instead of starting a fresh worker.
+    setImmediate(() => void this.recover(lane));
+  }
+
+  /**
+   * Piscina reports a worker that died outside any task as an 'error' event on the pool; most
+   * often one that could not start because its storage could not open (PostgreSQL down while
+   * the lane recovers). Unhandled, that event kills the whole pod. Tasks queued for a worker
+   * that never started stay queued forever (piscina does not fail them), which would wedge
+   * recover() and acquire(): abort them (none reached a worker, so none was applied; their
+   * callers see a retryable failure) and let the lane recover with backoff.
+   */
+  private workerFailed(lane: Lane, err: unknown): void {
+    this.opts.onWorkerError?.(lane.index, asError(err));
+    const queued = lane.queued;
+    lane.queued = new AbortController();
+    queued.abort(err);
+    this.workerGone(lane);
   }
 
   /** Starts the workers and resolves once every shard is recovered (throws if one cannot). */
   async start(): Promise<void> {
     await Promise.all(
       this.lanes.map(async (lane) => {
-        await lane.pool.run({ kind: 'status' } satisfies WorkerTask);
+        await lane.run({ kind: 'status' } satisfies WorkerTask);
         lane.ready = true;
       }),
     );
@@ -90,6 +158,7 @@ export class ActorHost implements LedgerPort {
     const shard = shardOf(tenant, this.opts.shardCount);
     const lane = this.lanes[shard % this.lanes.length] as Lane;
     if (!lane.ready) return reply(failure('shard_unavailable'));
+    if (this.opts.dynamic && !this.hosted.has(shard)) return reply(failure('shard_unavailable'));
     if (lane.envelopes.length >= this.opts.maxQueued) return reply(failure('overloaded'));
     lane.envelopes.push({ tenant, cmd });
     lane.shards.push(shard);
@@ -99,6 +168,78 @@ export class ActorHost implements LedgerPort {
 
   isReady(): boolean {
     return !this.closing && this.lanes.every((lane) => lane.ready);
+  }
+
+  /** Dynamic mode: whether this pod's workers host the shard now. */
+  hosts(shard: number): boolean {
+    return this.hosted.has(shard);
+  }
+
+  /** Dynamic mode: the shards hosted now. */
+  hostedShards(): number[] {
+    return [...this.hosted.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * Dynamic mode: hosts a shard at an epoch already claimed in the directory. Resolves once
+   * the worker recovered it (snapshot + journal tail) and commands for it are accepted.
+   */
+  async acquire(shard: number, epoch: number): Promise<ShardStatus> {
+    this.checkDynamicShard(shard);
+    const lane = this.laneOf(shard);
+    const task: WorkerTask = { kind: 'acquire', shard, epoch };
+    const status = (await lane.run(task)) as ShardStatus;
+    if (this.closing) throw new Error('actor host is closing');
+    this.hosted.set(shard, epoch);
+    return status;
+  }
+
+  /**
+   * Dynamic mode: stops hosting a shard. New commands for it are refused from now on; those
+   * still queued here are handed back unsent; those already sent finish and are durable
+   * before this resolves (the worker drains its group commit).
+   */
+  async release(shard: number, snapshot: boolean): Promise<ReleasedShard> {
+    this.checkDynamicShard(shard);
+    this.hosted.delete(shard);
+    const lane = this.laneOf(shard);
+    const queued = this.takeQueued(lane, shard);
+    const task: WorkerTask = { kind: 'release', shard, snapshot };
+    const status = (await lane.run(task)) as ShardStatus;
+    return { status, queued };
+  }
+
+  private checkDynamicShard(shard: number): void {
+    if (!this.opts.dynamic) throw new Error('actor host: acquire/release need dynamic mode');
+    if (!Number.isInteger(shard) || shard < 0 || shard >= this.opts.shardCount) {
+      throw new RangeError(`actor host: no shard ${shard}`);
+    }
+  }
+
+  private laneOf(shard: number): Lane {
+    return this.lanes[shard % this.lanes.length] as Lane;
+  }
+
+  /** Removes the shard's commands from the lane's unsent queue, in arrival order. */
+  private takeQueued(lane: Lane, shard: number): QueuedCommand[] {
+    const taken: QueuedCommand[] = [];
+    let kept = 0;
+    for (let i = 0; i < lane.shards.length; i++) {
+      const env = lane.envelopes[i] as Envelope;
+      const reply = lane.replies[i] as Reply;
+      if (lane.shards[i] === shard) {
+        taken.push({ tenant: env.tenant, cmd: env.cmd, reply });
+        continue;
+      }
+      lane.envelopes[kept] = env;
+      lane.shards[kept] = lane.shards[i] as number;
+      lane.replies[kept] = reply;
+      kept++;
+    }
+    lane.envelopes.length = kept;
+    lane.shards.length = kept;
+    lane.replies.length = kept;
+    return taken;
   }
 
   /** Commands waiting or in flight across all workers. */
@@ -120,7 +261,7 @@ export class ActorHost implements LedgerPort {
     const perLane = await Promise.all(this.lanes.map(async (lane) => {
       if (!lane.ready) return this.recoveringShards(lane);
       try {
-        const reply = (await lane.pool.run({ kind: 'status' } satisfies WorkerTask)) as StatusReply;
+        const reply = (await lane.run({ kind: 'status' } satisfies WorkerTask)) as StatusReply;
         return reply.shards.map((s): HostedShard => ({ ...s, state: 'active' }));
       } catch {
         return this.recoveringShards(lane);
@@ -131,6 +272,7 @@ export class ActorHost implements LedgerPort {
 
   private recoveringShards(lane: Lane): HostedShard[] {
     const out: HostedShard[] = [];
+    if (this.opts.dynamic) return out; // the shard directory knows what this pod should host
     for (let s = lane.index; s < this.opts.shardCount; s += this.lanes.length) {
       out.push({ shard: s, epoch: 0, lastSequence: 0, durableSequence: 0, state: 'recovering' });
     }
@@ -143,14 +285,15 @@ export class ActorHost implements LedgerPort {
     this.flush();
     await this.idle();
     for (const lane of this.lanes) {
-      if (lane.ready) await lane.pool.run({ kind: 'shutdown' } satisfies WorkerTask);
+      if (lane.ready) await lane.run({ kind: 'shutdown' } satisfies WorkerTask);
       await lane.pool.destroy();
     }
   }
 
   private spawn(index: number): Piscina {
     const shards: number[] = [];
-    for (let s = index; s < this.opts.shardCount; s += this.opts.workers) shards.push(s);
+    const step = this.opts.workers;
+    if (!this.opts.dynamic) for (let s = index; s < this.opts.shardCount; s += step) shards.push(s);
     const config: WorkerConfig = {
       workerIndex: index,
       shards,
@@ -178,7 +321,7 @@ export class ActorHost implements LedgerPort {
   private async recover(lane: Lane): Promise<void> {
     for (let attempt = 0; !this.closing; attempt++) {
       try {
-        await lane.pool.run({ kind: 'status' } satisfies WorkerTask);
+        await lane.run({ kind: 'status' } satisfies WorkerTask);
         lane.ready = true;
         return;
       } catch (err) {
@@ -214,8 +357,8 @@ export class ActorHost implements LedgerPort {
       envelopes: encodeEnvelopes(envelopes),
     };
     lane.inflight++;
-    lane.pool.run(task).then(
-      (reply: BatchReply) => this.delivered(lane, replies, reply),
+    lane.run<BatchReply>(task).then(
+      (reply) => this.delivered(lane, replies, reply),
       (err: unknown) => this.failed(lane, replies, err),
     );
   }
@@ -261,8 +404,33 @@ export class ActorHost implements LedgerPort {
     lane.ready = false;
     for (const reply of replies) reply(failure('storage_unavailable'));
     this.opts.onWorkerError?.(lane.index, asError(err));
+    if (wasReady) this.dropLaneShards(lane);
     if (wasReady && !this.closing) void this.recover(lane);
     this.afterTask(lane);
+  }
+
+  /** Dynamic mode: the lane's worker died, so its shards are hosted no more. */
+  private dropLaneShards(lane: Lane): void {
+    if (!this.opts.dynamic) return;
+    const lost: number[] = [];
+    for (const shard of this.hosted.keys()) {
+      if (shard % this.lanes.length === lane.index) lost.push(shard);
+    }
+    for (const shard of lost) this.hosted.delete(shard);
+    for (const q of this.takeAll(lane)) q.reply(failure('shard_unavailable'));
+    if (lost.length > 0) this.opts.onShardsLost?.(lost);
+  }
+
+  private takeAll(lane: Lane): QueuedCommand[] {
+    const out: QueuedCommand[] = [];
+    for (let i = 0; i < lane.envelopes.length; i++) {
+      const env = lane.envelopes[i] as Envelope;
+      out.push({ tenant: env.tenant, cmd: env.cmd, reply: lane.replies[i] as Reply });
+    }
+    lane.envelopes = [];
+    lane.shards = [];
+    lane.replies = [];
+    return out;
   }
 
   private afterTask(lane: Lane): void {
@@ -299,7 +467,8 @@ function validateOptions(o: ActorHostOptions): void {
   const check = (name: string, value: number | undefined, min: number, max: number): void => {
     if (value === undefined) return;
     if (!Number.isInteger(value) || value < min || value > max) {
-      throw new RangeError(`actor host: ${name} must be an integer in [${min}, ${max}], got ${value}`);
+      const range = `[${min}, ${max}]`;
+      throw new RangeError(`actor host: ${name} must be an integer in ${range}, got ${value}`);
     }
   };
   check('shardCount', o.shardCount, 1, 65_535);

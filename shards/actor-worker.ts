@@ -2,9 +2,10 @@
 // journal, applies each batch serially (no locks, no awaits inside apply) and answers only
 // after the batch's journal group is durable. Storage is injected; no network I/O here.
 
+import { errorRecord } from '../protocol/errors.js';
 import type { JournalEntry } from '../protocol/journal-entry.js';
 import { ZERO_HASH } from '../protocol/journal-entry.js';
-import type { JournalSink, SnapshotStore } from '../protocol/storage.js';
+import type { JournalSink, Snapshot, SnapshotStore } from '../protocol/storage.js';
 import { decodeEnvelopes, encodeOutcomes } from '../protocol/thread-codec.js';
 import type { Envelope, Outcome } from '../protocol/types.js';
 import { GroupCommit } from './group-commit.js';
@@ -34,7 +35,25 @@ export interface Storage {
 export type WorkerTask =
   | { kind: 'batch'; now: number; shards: Uint16Array; envelopes: Uint8Array }
   | { kind: 'status' }
-  | { kind: 'shutdown' };
+  | { kind: 'shutdown' }
+  /** host one more shard, at an epoch the shard directory claimed for this pod */
+  | { kind: 'acquire'; shard: number; epoch: number }
+  /** stop hosting a shard once its commits are durable; `snapshot`: save one first */
+  | { kind: 'release'; shard: number; snapshot: boolean };
+
+/**
+ * A journal that can take and give up shards one at a time (PostgreSQL). Multi-pod operation
+ * needs it; the embedded journal is opened once for every shard and never hands one over.
+ */
+export interface ShardJournal extends JournalSink {
+  adopt(shard: number, epoch: number): Promise<void>;
+  forget(shard: number): void;
+}
+
+function isShardJournal(journal: JournalSink): journal is ShardJournal {
+  const j = journal as Partial<ShardJournal>;
+  return typeof j.adopt === 'function' && typeof j.forget === 'function';
+}
 
 export interface BatchReply {
   outcomes: Uint8Array;
@@ -49,6 +68,9 @@ export interface ShardStatus {
   epoch: number;
   lastSequence: number;
   durableSequence: number;
+  /** acquire only: time to check the claim and read the head, and to recover the actor */
+  adoptMs?: number;
+  recoverMs?: number;
 }
 
 export interface StatusReply {
@@ -64,6 +86,17 @@ interface Actor {
 
 export async function recoverActor(storage: Storage, shard: number): Promise<Actor> {
   const snap = await storage.snapshots.loadNewest(shard);
+  if (snap === null) return replayFrom(storage, shard, null);
+  try {
+    return await replayFrom(storage, shard, snap);
+  } catch {
+    // A snapshot the journal cannot back (another cluster's keys, a forked or damaged one)
+    // means a longer replay, never a shard that cannot start: the journal is the truth.
+    return replayFrom(storage, shard, null);
+  }
+}
+
+async function replayFrom(storage: Storage, shard: number, snap: Snapshot | null): Promise<Actor> {
   const state = snap ? decodeSnapshot(snap.state) : createShardState(shard, 0);
   const head = snap ? snap.head : { sequence: 0, hash: ZERO_HASH };
   if (state.sequence !== head.sequence) {
@@ -118,7 +151,59 @@ export class ActorWorker {
         return this.group.drain().then(() => this.status());
       case 'shutdown':
         return this.shutdown();
+      case 'acquire':
+        return this.acquire(task.shard, task.epoch);
+      case 'release':
+        return this.release(task.shard, task.snapshot);
     }
+  }
+
+  private async acquire(shard: number, epoch: number): Promise<ShardStatus> {
+    const journal = this.storage.journal;
+    if (!isShardJournal(journal)) throw new Error('this journal cannot acquire single shards');
+    const held = this.actors.get(shard);
+    if (held !== undefined) {
+      if (held.state.epoch === epoch) return this.shardStatus(shard, held);
+      throw new Error(`worker ${this.config.workerIndex} already hosts shard ${shard}`);
+    }
+    if (this.group.failure) throw this.group.failure;
+    const t0 = performance.now();
+    await journal.adopt(shard, epoch);
+    const t1 = performance.now();
+    try {
+      this.actors.set(shard, await recoverActor(this.storage, shard));
+    } catch (err) {
+      journal.forget(shard);
+      throw err;
+    }
+    const timing = { adoptMs: t1 - t0, recoverMs: performance.now() - t1 };
+    return { ...this.shardStatus(shard, this.actors.get(shard) as Actor), ...timing };
+  }
+
+  /**
+   * The host sends no more commands for the shard; the batches before this task were applied
+   * when they arrived (apply is synchronous), so draining the group makes all of them durable.
+   * The actor leaves the map first so that no timer turn appends for it meanwhile.
+   */
+  private async release(shard: number, snapshot: boolean): Promise<ShardStatus> {
+    const journal = this.storage.journal;
+    const actor = this.actors.get(shard);
+    if (actor === undefined || !isShardJournal(journal)) {
+      return { shard, epoch: 0, lastSequence: 0, durableSequence: 0 };
+    }
+    this.actors.delete(shard);
+    await this.group.drain().catch((err: unknown) => this.failClosed(err));
+    const status = this.shardStatus(shard, actor);
+    if (snapshot && actor.state.sequence > actor.snapshotSequence) {
+      const head = journal.head(shard);
+      const state = encodeSnapshot(actor.state);
+      // a failed snapshot means a longer replay at the target, never wrong data
+      await this.storage.snapshots
+        .save({ shard, epoch: actor.state.epoch, head, state })
+        .catch(() => undefined);
+    }
+    journal.forget(shard);
+    return status;
   }
 
   private batch(now: number, shards: Uint16Array, bytes: Uint8Array): Promise<unknown> {
@@ -148,7 +233,12 @@ export class ActorWorker {
     const scratchOut: Outcome[] = [];
     for (const [shard, indexes] of byShard) {
       const actor = this.actors.get(shard);
-      if (!actor) throw new Error(`worker ${this.config.workerIndex} does not host shard ${shard}`);
+      if (!actor) {
+        // Released or not yet acquired (a hand-off raced the host's routing): not applied.
+        const refused: Outcome = { ok: false, error: errorRecord('shard_unavailable') };
+        for (const i of indexes) results[i] = refused;
+        continue;
+      }
       scratchEnv.length = 0;
       scratchOut.length = 0;
       for (const i of indexes) scratchEnv.push(envelopes[i] as Envelope);
@@ -171,7 +261,8 @@ export class ActorWorker {
 
   private snapshotDue(actor: Actor): boolean {
     const every = this.config.snapshotEvery;
-    return every > 0 && !this.snapshotting && actor.state.sequence - actor.snapshotSequence >= every;
+    const since = actor.state.sequence - actor.snapshotSequence;
+    return every > 0 && !this.snapshotting && since >= every;
   }
 
   /**
@@ -207,15 +298,17 @@ export class ActorWorker {
 
   private status(): StatusReply {
     const shards: ShardStatus[] = [];
-    for (const [shard, actor] of this.actors) {
-      shards.push({
-        shard,
-        epoch: actor.state.epoch,
-        lastSequence: actor.state.sequence,
-        durableSequence: this.storage.journal.head(shard).sequence,
-      });
-    }
+    for (const [shard, actor] of this.actors) shards.push(this.shardStatus(shard, actor));
     return { workerIndex: this.config.workerIndex, shards };
+  }
+
+  private shardStatus(shard: number, actor: Actor): ShardStatus {
+    return {
+      shard,
+      epoch: actor.state.epoch,
+      lastSequence: actor.state.sequence,
+      durableSequence: this.storage.journal.head(shard).sequence,
+    };
   }
 
   private async shutdown(): Promise<StatusReply> {

@@ -21,7 +21,9 @@ class ManualSink implements JournalSink {
     return new Promise((resolve, reject) => {
       this.pending.push({
         resolve: () => {
-          for (const e of entries) this.heads.set(e.shard, { sequence: e.sequence, hash: ZERO_HASH });
+          for (const e of entries) {
+            this.heads.set(e.shard, { sequence: e.sequence, hash: ZERO_HASH });
+          }
           resolve();
         },
         reject,

@@ -13,7 +13,10 @@ export interface GroupCommitStats {
 class Group {
   readonly entries: JournalEntry[] = [];
   readonly done: Promise<void>;
-  private readonly settle = { resolve: (): void => undefined, reject: (_err: Error): void => undefined };
+  private readonly settle = {
+    resolve: (): void => undefined,
+    reject: (_err: Error): void => undefined,
+  };
   constructor() {
     const settle = this.settle;
     this.done = new Promise<void>((resolve, reject) => {

@@ -5,17 +5,22 @@
 import pino, { type Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { runAudit } from './audit/run-audit.js';
+import { loadClusterConfig, type ClusterConfig } from './cluster/cluster-config.js';
+import { runShards } from './cluster/shards-cli.js';
 import { startServer, type Server } from './server.js';
 
-const USAGE = `usage: ledger [serve | audit ...]
+const USAGE = `usage: ledger [serve | audit ... | shards ...]
 
   serve   run one pod (default): HTTP + WebSocket API, embedded journal under
-          LEDGER_DATA_DIR, a 'demo' tenant with a fresh token printed at start
+          LEDGER_DATA_DIR, a 'demo' tenant with a fresh token printed at start;
+          with LEDGER_PG_URLS it joins the cluster of pods sharing those databases
   audit   replay persisted journals and prove the books balance (ledger audit --help)
+  shards  list, move and rebalance shards between pods (ledger shards --help)
 
 Configuration comes from the environment: PORT, HOST, LEDGER_DATA_DIR, LEDGER_SHARDS,
 LEDGER_WORKERS, LEDGER_ADMIN_TOKEN, LEDGER_MAX_BODY_BYTES, LEDGER_RATE_LIMIT,
-LEDGER_POD_ID, LEDGER_PG_URLS, LEDGER_REDIS_URL, LEDGER_KAFKA_BROKERS, LOG_LEVEL.
+LEDGER_POD_ID, LEDGER_PG_URLS, LEDGER_REDIS_URL, LEDGER_KAFKA_BROKERS, LOG_LEVEL;
+multi-pod: LEDGER_ADVERTISE_URL, LEDGER_CLUSTER_TOKEN, LEDGER_LEASE_MS.
 `;
 
 const DEMO_TENANT = 'demo';
@@ -25,7 +30,10 @@ async function demoToken(server: Server): Promise<string> {
   if (!server.tenants.has(DEMO_TENANT)) {
     const created = await server.tenants.createTenant(DEMO_TENANT);
     if (created.ok) return created.token;
-    throw new Error(`cannot create the demo tenant: ${created.error.code}`);
+    // Pods of a new cluster start together: another one may have created it a moment ago.
+    if (created.error.code !== 'tenant_exists') {
+      throw new Error(`cannot create the demo tenant: ${created.error.code}`);
+    }
   }
   const token = await server.tenants.issueToken(DEMO_TENANT);
   if (token === null) throw new Error('the demo tenant vanished');
@@ -69,9 +77,9 @@ function onSignals(log: Logger, server: Server): void {
   process.on('SIGINT', stop);
 }
 
-async function serve(config: Config): Promise<void> {
+async function serve(config: Config, cluster: ClusterConfig | null): Promise<void> {
   const log = pino({ level: config.logLevel });
-  const server = await startServer(config, { logger: log });
+  const server = await startServer(config, { logger: log, cluster });
   onSignals(log, server);
   const token = await demoToken(server);
   log.info(
@@ -81,9 +89,10 @@ async function serve(config: Config): Promise<void> {
   process.stdout.write(banner(server.url, token) + '\n');
 }
 
-function readConfig(): Config {
+function readConfig(): [Config, ClusterConfig | null] {
   try {
-    return loadConfig();
+    const config = loadConfig();
+    return [config, loadClusterConfig(config)];
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -102,8 +111,11 @@ async function audit(args: readonly string[]): Promise<void> {
 
 /** Subcommands by name; each gets the arguments after its name. */
 const COMMANDS: Readonly<Record<string, (args: readonly string[]) => Promise<void>>> = {
-  serve: () => serve(readConfig()),
+  serve: () => serve(...readConfig()),
   audit,
+  shards: async (args) => {
+    process.exitCode = await runShards(args);
+  },
 };
 
 async function main(argv: readonly string[]): Promise<void> {

@@ -26,6 +26,7 @@ export const ROUTES = [
   'admin',
   'metrics',
   'health',
+  'internal',
   'unmatched',
 ] as const;
 export type RouteLabel = (typeof ROUTES)[number];
@@ -61,6 +62,8 @@ export class Metrics {
   private readonly commitRows: client.Histogram;
   private readonly commitSeconds: client.Histogram;
   private readonly wsConnections: client.Gauge;
+  private readonly cluster: ClusterMetricSet;
+  private readonly relay: RelayMetricSet;
   private sources: MetricsSources = {};
 
   constructor() {
@@ -104,7 +107,40 @@ export class Metrics {
       help: 'Open WebSocket connections',
       registers,
     });
+    this.cluster = clusterMetrics(registers);
+    this.relay = relayMetrics(registers);
     this.registerPolledGauges();
+  }
+
+  /** Multi-pod: commands forwarded to the owning pod. */
+  forwarded(items: number): void {
+    this.cluster.forwarded.inc(items);
+  }
+
+  /** Multi-pod: commands held while their shard changed hands. */
+  held(items: number): void {
+    this.cluster.held.inc(items);
+  }
+
+  /** Multi-pod: one shard move finished (this pod was its source). */
+  move(seconds: number, outcome: 'ok' | 'aborted' | 'failed'): void {
+    this.cluster.moveSeconds.labels(outcome).observe(seconds);
+  }
+
+  /** Kafka relay: events the broker acknowledged (acks=-1). */
+  relayProduced(events: number): void {
+    this.relay.events.inc(events);
+  }
+
+  /** Kafka relay: one failed send (it is retried with backoff). */
+  relaySendError(): void {
+    this.relay.sendErrors.inc();
+  }
+
+  /** Kafka relay: committed entries not yet acknowledged, and the oldest one's age. */
+  relayLag(entries: number, seconds: number): void {
+    this.relay.lagEntries.set(entries);
+    this.relay.lagSeconds.set(seconds);
   }
 
   /** Connects the gauges read at scrape time (the actor host exists after the registry). */
@@ -167,6 +203,68 @@ export class Metrics {
       },
     });
   }
+}
+
+interface ClusterMetricSet {
+  forwarded: client.Counter;
+  held: client.Counter;
+  moveSeconds: client.Histogram;
+}
+
+const MOVE_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+function clusterMetrics(registers: client.Registry[]): ClusterMetricSet {
+  return {
+    forwarded: new client.Counter({
+      name: 'ledger_forwarded_requests_total',
+      help: 'Commands forwarded to the pod owning their shard',
+      registers,
+    }),
+    held: new client.Counter({
+      name: 'ledger_held_requests_total',
+      help: 'Commands held while their shard was acquired or handed to another pod',
+      registers,
+    }),
+    moveSeconds: new client.Histogram({
+      name: 'ledger_shard_move_seconds',
+      help: 'Duration of shard moves from this pod (hold to target serving), by outcome',
+      labelNames: ['outcome'],
+      buckets: MOVE_BUCKETS,
+      registers,
+    }),
+  };
+}
+
+interface RelayMetricSet {
+  events: client.Counter;
+  sendErrors: client.Counter;
+  lagEntries: client.Gauge;
+  lagSeconds: client.Gauge;
+}
+
+function relayMetrics(registers: client.Registry[]): RelayMetricSet {
+  return {
+    events: new client.Counter({
+      name: 'ledger_relay_events_total',
+      help: 'Ledger events acknowledged by Kafka (acks=-1), re-sends included',
+      registers,
+    }),
+    sendErrors: new client.Counter({
+      name: 'ledger_relay_send_errors_total',
+      help: 'Failed Kafka sends of the relay (each is retried with backoff)',
+      registers,
+    }),
+    lagEntries: new client.Gauge({
+      name: 'ledger_relay_lag_entries',
+      help: 'Committed journal entries not yet acknowledged by Kafka',
+      registers,
+    }),
+    lagSeconds: new client.Gauge({
+      name: 'ledger_relay_lag_seconds',
+      help: 'Age of the oldest committed journal entry not yet acknowledged by Kafka',
+      registers,
+    }),
+  };
 }
 
 function bindRoutes(

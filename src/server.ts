@@ -9,11 +9,16 @@ import type { GatewayContext } from './gateway/exchange.js';
 import { mountHttp } from './gateway/http.js';
 import { Traffic, type LedgerHost } from './gateway/traffic.js';
 import { DEFAULT_WS_LIMITS, mountWs, type WsLimits } from './gateway/ws.js';
+import type { ClusterConfig } from './cluster/cluster-config.js';
+import { advertiseAddress, startClusterLedger, type ClusterLedger } from './cluster/cluster-pod.js';
+import { mountInternal } from './cluster/internal-api.js';
 import { Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
-import { checkShardLayout } from './shard-layout.js';
+import { relayEnabled, startRelay } from './relay.js';
+import { checkClusterShardLayout, checkShardLayout } from './shard-layout.js';
 import { openEpochFor, storageFor } from './storage.js';
-import { TenantRegistry } from './tenants.js';
+import { FileTenantRegistry, type TenantRegistry } from './tenants.js';
+import { PgTenantRegistry } from './tenants-pg.js';
 
 export interface ServerOptions {
   logger?: Logger;
@@ -23,6 +28,8 @@ export interface ServerOptions {
   drainTimeoutMs?: number;
   /** per-socket WebSocket bounds (tests shrink them to provoke backpressure) */
   wsLimits?: Partial<WsLimits>;
+  /** multi-pod mode (src/cluster/cluster-config.ts); absent: this pod owns every shard */
+  cluster?: ClusterConfig | null;
 }
 
 export interface Server {
@@ -47,7 +54,6 @@ function workerUrl(): URL {
 
 async function startLedger(config: Config, metrics: Metrics, log: Logger): Promise<LedgerHost> {
   const storage = storageFor(config);
-  await checkShardLayout(config.dataDir, config.shardCount);
   return startActorHost({
     workerUrl: workerUrl(),
     storage,
@@ -57,6 +63,16 @@ async function startLedger(config: Config, metrics: Metrics, log: Logger): Promi
     onGroupCommit: (rows, seconds) => metrics.groupCommit(rows, seconds),
     onWorkerError: (workerIndex, err) => log.error({ err, workerIndex }, 'shard worker failed'),
   });
+}
+
+/**
+ * With LEDGER_PG_URLS, tenants live in database 0, so every pod knows every tenant and token
+ * (src/tenants-pg.ts); embedded mode keeps them in `${dataDir}/tenants.json`.
+ */
+function openTenants(config: Config, log: Logger): Promise<TenantRegistry> {
+  const url = config.pgUrls[0];
+  if (url === undefined) return FileTenantRegistry.open(config.dataDir);
+  return PgTenantRegistry.open({ url, podId: config.podId, log, dataDir: config.dataDir });
 }
 
 function listen(app: uWS.TemplatedApp, host: string, port: number): Promise<uWS.us_listen_socket> {
@@ -73,11 +89,43 @@ function baseUrl(host: string, port: number): string {
   return `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
 }
 
+/** Registers the pod and claims its shards once it can be reached; undoes all on failure. */
+async function joinCluster(
+  cluster: ClusterLedger,
+  address: string,
+  socket: uWS.us_listen_socket,
+): Promise<void> {
+  try {
+    await cluster.node.start(address);
+  } catch (err) {
+    uWS.us_listen_socket_close(socket);
+    await cluster.node.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** The shard count never changes: refuse to start against data written with another. */
+async function checkLayouts(config: Config): Promise<void> {
+  await checkShardLayout(config.dataDir, config.shardCount);
+  const db0 = config.pgUrls[0];
+  if (db0 !== undefined) await checkClusterShardLayout(db0, config.shardCount);
+}
+
 export async function startServer(config: Config, opts: ServerOptions = {}): Promise<Server> {
   const log = opts.logger ?? pino({ level: config.logLevel });
-  const tenants = await TenantRegistry.open(config.dataDir);
+  const tenants = await openTenants(config, log);
   const metrics = new Metrics();
-  const ledger = opts.ledger ?? (await startLedger(config, metrics, log));
+  let ledger: LedgerHost;
+  let cluster: ClusterLedger | null;
+  try {
+    if (!opts.ledger) await checkLayouts(config);
+    cluster = opts.ledger || !opts.cluster ? null
+      : await startClusterLedger(config, opts.cluster, { metrics, log, workerUrl: workerUrl() });
+    ledger = opts.ledger ?? cluster?.node ?? (await startLedger(config, metrics, log));
+  } catch (err) {
+    await tenants.close();
+    throw err;
+  }
   metrics.setSources({
     queueDepth: () => ledger.queueDepth?.() ?? 0,
     journalLag: () => ledger.journalLag?.() ?? 0,
@@ -88,15 +136,26 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const app = uWS.App();
   // before the HTTP catch-all, so upgrades reach it
   const ws = mountWs(app, ctx, { ...DEFAULT_WS_LIMITS, ...opts.wsLimits });
+  if (cluster) mountInternal(app, ctx, cluster.node, cluster.admin);
   mountHttp(app, ctx);
   let socket: uWS.us_listen_socket;
   try {
     socket = await listen(app, config.host, config.port);
   } catch (err) {
     await ledger.close();
+    await tenants.close();
     throw err;
   }
   const port = uWS.us_socket_local_port(socket as uWS.us_socket);
+  if (cluster && opts.cluster) {
+    await joinCluster(cluster, advertiseAddress(opts.cluster, port), socket).catch(
+      async (err: unknown) => {
+        await tenants.close();
+        throw err;
+      });
+  }
+  // Kafka events from the committed journal, beside the write path (never blocks a payment).
+  const relay = relayEnabled(config) ? startRelay(config, log, metrics) : null;
   const drainTimeoutMs = opts.drainTimeoutMs ?? DRAIN_TIMEOUT_MS;
   let closing: Promise<void> | null = null;
   const close = async (): Promise<void> => {
@@ -106,6 +165,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     if (!drained) log.warn({ inflight: traffic.inflight }, 'shutdown: drain timed out');
     ws.closeAll(1001, 'shutting down');
     await ledger.close();
+    await relay?.close();
+    await tenants.close();
   };
   return {
     port,

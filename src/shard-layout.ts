@@ -4,6 +4,7 @@
 
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
+import pg from 'pg';
 
 const FILE = 'layout.json';
 
@@ -35,4 +36,35 @@ export async function checkShardLayout(dataDir: string, shardCount: number): Pro
     await handle.close();
   }
   await rename(tmp, file);
+}
+
+/**
+ * The same guard for a cluster: the shard count is recorded in database 0 of LEDGER_PG_URLS,
+ * so a pod that joins with another count (a new, empty volume has no layout.json) is refused.
+ */
+export async function checkClusterShardLayout(pgUrl: string, shardCount: number): Promise<void> {
+  const client = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 10_000 });
+  await client.connect();
+  try {
+    await client.query(
+      'CREATE TABLE IF NOT EXISTS ledger_layout (id int PRIMARY KEY CHECK (id = 1), ' +
+        'shard_count int NOT NULL, created_at timestamptz NOT NULL DEFAULT now())',
+    );
+    await client.query(
+      'INSERT INTO ledger_layout (id, shard_count) VALUES (1, $1) ON CONFLICT (id) DO NOTHING',
+      [shardCount],
+    );
+    const row = await client.query<{ shard_count: number }>(
+      'SELECT shard_count FROM ledger_layout WHERE id = 1',
+    );
+    const stored = row.rows[0]?.shard_count;
+    if (stored !== shardCount) {
+      throw new Error(
+        `the cluster in LEDGER_PG_URLS was created with LEDGER_SHARDS=${String(stored)}, but ` +
+          `this pod was started with ${shardCount}; the shard count of a cluster never changes`,
+      );
+    }
+  } finally {
+    await client.end();
+  }
 }

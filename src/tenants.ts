@@ -1,5 +1,6 @@
-// Tenant registry and credentials: opaque random bearer tokens, kept only as SHA-256 hashes in
-// `${dataDir}/tenants.json` (written temp + fsync + rename). Never stores or logs a raw token.
+// Tenant registry and credentials: opaque random bearer tokens, kept only as SHA-256 hashes.
+// Embedded mode: `${dataDir}/tenants.json` (temp + fsync + rename); PostgreSQL: tenants-pg.ts.
+// Never stores or logs a raw token.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
@@ -14,6 +15,8 @@ export const TOKENS_PER_TENANT_MAX = 64;
 /** Longer bearer strings are rejected before hashing. */
 const TOKEN_CHARS_MAX = 256;
 const TOKEN_PREFIX = 'sl_';
+/** The shape newToken() produces: 'sl_' + 32 random bytes in base64url. */
+const TOKEN_RE = /^sl_[A-Za-z0-9_-]{43}$/;
 
 interface TenantRecord {
   createdAt: string;
@@ -30,12 +33,39 @@ export type CreateTenantResult =
   | { ok: true; id: string; token: string }
   | { ok: false; error: ErrorRecord };
 
-function hashToken(token: string): string {
+/**
+ * What the gateway needs of a tenant registry (file-backed here, PostgreSQL-backed in
+ * tenants-pg.ts). `authenticate` is on the hot path of every request: synchronous, in memory.
+ */
+export interface TenantRegistry {
+  has(id: string): boolean;
+  ids(): string[];
+  /** The tenant a bearer token belongs to, or null. Never does I/O while the caller waits. */
+  authenticate(token: string): string | null;
+  /** Registers a tenant and returns its first token; durable when the promise resolves. */
+  createTenant(id: string): Promise<CreateTenantResult>;
+  /** A further token for an existing tenant (null when unknown); durable on resolve. */
+  issueToken(id: string): Promise<string | null>;
+  close(): Promise<void>;
+}
+
+/** hex SHA-256: the only form in which a token is ever stored */
+export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-function newToken(): string {
+export function newToken(): string {
   return TOKEN_PREFIX + randomBytes(32).toString('base64url');
+}
+
+/** Bounded before hashing: a longer bearer string can never be a token. */
+export function isBearerLength(token: string): boolean {
+  return token.length > 0 && token.length <= TOKEN_CHARS_MAX;
+}
+
+/** Has the shape of a token this code issues (a miss worth a registry refresh). */
+export function looksLikeToken(token: string): boolean {
+  return TOKEN_RE.test(token);
 }
 
 export function isTenantId(id: unknown): id is string {
@@ -57,7 +87,29 @@ function parseFile(text: string, file: string): TenantFile {
   return { version, tenants };
 }
 
-export class TenantRegistry {
+/** A tenant of a tenants.json file (for the one-time import into PostgreSQL). */
+export interface FileTenant {
+  id: string;
+  /** hex SHA-256 of each live token, oldest first */
+  tokenHashes: string[];
+}
+
+/** The tenants of `${dataDir}/tenants.json`, or null when there is no such file. */
+export async function readTenantFile(dataDir: string): Promise<FileTenant[] | null> {
+  const file = path.join(dataDir, FILE_NAME);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  const data = parseFile(text, file);
+  return Object.entries(data.tenants).map(([id, rec]) => ({ id, tokenHashes: rec.tokenHashes }));
+}
+
+/** Embedded mode: one pod, its tenants in `${dataDir}/tenants.json`. */
+export class FileTenantRegistry implements TenantRegistry {
   /** token hash → tenant id */
   private readonly byHash = new Map<string, string>();
   /** serialises file writes so a later write never lands before an earlier one */
@@ -73,7 +125,7 @@ export class TenantRegistry {
   }
 
   /** Loads (or starts) the registry of a data directory. */
-  static async open(dataDir: string): Promise<TenantRegistry> {
+  static async open(dataDir: string): Promise<FileTenantRegistry> {
     await mkdir(dataDir, { recursive: true });
     const file = path.join(dataDir, FILE_NAME);
     let data: TenantFile = { version: FILE_VERSION, tenants: {} };
@@ -82,7 +134,7 @@ export class TenantRegistry {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    return new TenantRegistry(file, data);
+    return new FileTenantRegistry(file, data);
   }
 
   has(id: string): boolean {
@@ -93,13 +145,11 @@ export class TenantRegistry {
     return Object.keys(this.data.tenants);
   }
 
-  /** The tenant a bearer token belongs to, or null. */
   authenticate(token: string): string | null {
-    if (token.length === 0 || token.length > TOKEN_CHARS_MAX) return null;
+    if (!isBearerLength(token)) return null;
     return this.byHash.get(hashToken(token)) ?? null;
   }
 
-  /** Registers a tenant and returns its first token; durable when the promise resolves. */
   async createTenant(id: string): Promise<CreateTenantResult> {
     if (!isTenantId(id)) return { ok: false, error: errorRecord('invalid_id') };
     if (this.has(id)) return { ok: false, error: errorRecord('tenant_exists') };
@@ -115,7 +165,6 @@ export class TenantRegistry {
     return { ok: true, id, token };
   }
 
-  /** A further token for an existing tenant (null when unknown); durable on resolve. */
   async issueToken(id: string): Promise<string | null> {
     if (!this.has(id)) return null;
     const token = this.addToken(id);
@@ -126,6 +175,11 @@ export class TenantRegistry {
       throw err;
     }
     return token;
+  }
+
+  /** Waits for the last write; nothing is left to close. */
+  async close(): Promise<void> {
+    await this.writing;
   }
 
   private addToken(id: string): string {

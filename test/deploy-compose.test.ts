@@ -10,7 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { configOf, configVariables, RUNTIME_VARIABLES } from './support/deploy-config.js';
+import {
+  clusterConfigOf,
+  configOf,
+  configVariables,
+  RUNTIME_VARIABLES,
+} from './support/deploy-config.js';
 import {
   arr,
   at,
@@ -28,6 +33,7 @@ const LEDGER_PODS = ['ledger-0', 'ledger-1', 'ledger-2'];
 const SHELL: Readonly<Record<string, string>> = {
   LEDGER_PG_PASSWORD: 'stand-in-pw',
   LEDGER_ADMIN_TOKEN: 'stand-in-admin-token-0123456789',
+  LEDGER_CLUSTER_TOKEN: 'stand-in-cluster-token-0123456789',
   GRAFANA_ADMIN_PASSWORD: 'stand-in',
 };
 
@@ -125,10 +131,11 @@ describe('compose.yaml', () => {
     }
   });
 
-  it('gives each pod its id and an environment src/config.ts accepts', () => {
+  it('gives each pod its id and an environment the pod accepts', () => {
     const known = configVariables();
     const ids = LEDGER_PODS.map((p) => {
-      const env = envOf(services[p] ?? {});
+      const service = services[p] ?? {};
+      const env = envOf(service);
       expect(Object.keys(env).filter((n) => !known.has(n) && !RUNTIME_VARIABLES.has(n))).toEqual(
         [],
       );
@@ -137,6 +144,12 @@ describe('compose.yaml', () => {
       expect(config.kafkaBrokers).toEqual(['kafka:9092']);
       expect(config.redisUrl).toBe('redis://redis:6379');
       expect(config.port).toBe(8080);
+      // peers reach the pod at its service name (compose DNS), on the port it listens on
+      const cluster = clusterConfigOf(env);
+      expect(cluster.token).toBe(SHELL.LEDGER_CLUSTER_TOKEN);
+      const advertised = new URL(cluster.advertiseUrl ?? '');
+      expect([advertised.hostname, Number(advertised.port)]).toEqual([p, config.port]);
+      expect(service.hostname).toBe(p);
       return config.podId;
     });
     expect(ids).toEqual(['pod-0', 'pod-1', 'pod-2']);

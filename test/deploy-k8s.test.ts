@@ -7,12 +7,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  clusterConfigOf,
   configOf,
   configVariables,
   defaults,
   heapCapMib,
   quantity,
   RUNTIME_VARIABLES,
+  SECRET_STAND_INS,
 } from './support/deploy-config.js';
 import { arr, at, DEPLOY, isObj, kustomize, ROOT, type Obj } from './support/deploy-files.js';
 import { parseAllDocuments } from 'yaml';
@@ -55,8 +57,28 @@ function ledgerContainer(sts: Obj): Obj {
   return c;
 }
 
-/** The container's environment as the process sees it: ConfigMap via envFrom, then env. */
-function effectiveEnv(objects: Obj[], c: Obj): { plain: Record<string, string>; refs: Obj[] } {
+/** The pod the tests look at through the downward API (fieldRef metadata.name). */
+const POD_NAME = 'ledger-0';
+
+/**
+ * Kubernetes' dependent variables: `$(NAME)` in a value becomes NAME's value when NAME was
+ * defined EARLIER (envFrom first, then env in order); otherwise it stays literally, which the
+ * pod would then see. `$$` escapes a dollar.
+ */
+function expandDependent(value: string, defined: Readonly<Record<string, string>>): string {
+  return value.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (ref, name: string | undefined) =>
+    name === undefined ? '$' : (defined[name] ?? ref));
+}
+
+/**
+ * The container's environment as the process sees it: ConfigMap via envFrom, then env.
+ * `plain`: literal values (dependent references expanded); `refs`: entries from a Secret or the
+ * downward API; `resolved`: both, with the stand-ins a Secret and pod ledger-0 would give.
+ */
+function effectiveEnv(
+  objects: Obj[],
+  c: Obj,
+): { plain: Record<string, string>; refs: Obj[]; resolved: Record<string, string> } {
   const plain: Record<string, string> = {};
   for (const from of arr(c.envFrom)) {
     const name = at(from, 'configMapRef', 'name');
@@ -64,11 +86,20 @@ function effectiveEnv(objects: Obj[], c: Obj): { plain: Record<string, string>; 
     for (const [k, v] of Object.entries((cm.data ?? {}) as Obj)) plain[k] = String(v);
   }
   const refs: Obj[] = [];
+  const resolved: Record<string, string> = { ...plain };
   for (const e of arr(c.env).filter(isObj)) {
-    if (typeof e.value === 'string') plain[String(e.name)] = e.value;
-    else refs.push(e);
+    const name = String(e.name);
+    if (typeof e.value === 'string') {
+      plain[name] = expandDependent(e.value, resolved);
+      resolved[name] = plain[name];
+      continue;
+    }
+    refs.push(e);
+    const field = at(e, 'valueFrom', 'fieldRef', 'fieldPath');
+    const stand = field === 'metadata.name' ? POD_NAME : SECRET_STAND_INS[name];
+    if (stand !== undefined) resolved[name] = stand;
   }
-  return { plain, refs };
+  return { plain, refs, resolved };
 }
 
 function portNumber(c: Obj, port: unknown): number {
@@ -81,7 +112,7 @@ describe.each(TARGETS)('kustomize %s', (target) => {
   const objects = kustomize(path.join(K8S, target));
   const sts = one(objects, 'StatefulSet', 'ledger');
   const c = ledgerContainer(sts);
-  const { plain, refs } = effectiveEnv(objects, c);
+  const { plain, refs, resolved } = effectiveEnv(objects, c);
 
   it('every object passes the Kubernetes JSON schema of its kind', async () => {
     expect(objects.length).toBeGreaterThanOrEqual(6);
@@ -111,18 +142,39 @@ describe.each(TARGETS)('kustomize %s', (target) => {
     expect(podLabels).toMatchObject(at(pdb, 'spec', 'selector', 'matchLabels') as Obj);
   });
 
-  it('sets only variables src/config.ts reads, with values it accepts', () => {
+  it('sets only variables the pod reads, with values it accepts', () => {
     const known = configVariables();
-    expect(known.has('LEDGER_PG_URLS')).toBe(true);
+    for (const n of ['LEDGER_PG_URLS', 'LEDGER_ADVERTISE_URL', 'LEDGER_CLUSTER_TOKEN']) {
+      expect(known.has(n), n).toBe(true);
+    }
     const names = [...Object.keys(plain), ...refs.map((e) => String(e.name))];
     expect(names.filter((n) => !known.has(n) && !RUNTIME_VARIABLES.has(n))).toEqual([]);
-    const config = configOf(plain);
+    const config = configOf(resolved);
     expect(config.dataDir).toBe(plain.LEDGER_DATA_DIR);
     expect(config.workers).toBeLessThanOrEqual(config.shardCount);
+    const cluster = clusterConfigOf(resolved);
+    expect(cluster.leaseMs).toBe(Number(plain.LEDGER_LEASE_MS ?? cluster.leaseMs));
+    expect(cluster.token).not.toBeNull(); // null would turn forwarding and moves off
+  });
+
+  it('advertises each pod at its name on the headless Service, on the server port', () => {
+    const entries = arr(c.env).filter(isObj).map((e) => String(e.name));
+    const advertise = entries.indexOf('LEDGER_ADVERTISE_URL');
+    // a dependent variable expands only when defined before it; after, the pod would see
+    // the literal "$(LEDGER_POD_ID)" and every pod would advertise the same bogus host
+    expect(advertise).toBeGreaterThan(entries.indexOf('LEDGER_POD_ID'));
+    expect(entries.indexOf('LEDGER_POD_ID')).toBeGreaterThanOrEqual(0);
+    expect(plain.LEDGER_ADVERTISE_URL).not.toContain('$(');
+    const url = new URL(clusterConfigOf(resolved).advertiseUrl ?? '');
+    expect(url.hostname).toBe(`${POD_NAME}.${String(at(sts, 'spec', 'serviceName'))}`);
+    expect(Number(url.port)).toBe(configOf(resolved).port);
+    const headless = one(objects, 'Service', String(at(sts, 'spec', 'serviceName')));
+    // peers must reach a pod that is still recovering (not ready) to hand it a shard
+    expect(at(headless, 'spec', 'publishNotReadyAddresses')).toBe(true);
   });
 
   it('probes its port: startup and liveness on /health/live, readiness on /health/ready', () => {
-    const port = configOf(plain).port;
+    const port = configOf(resolved).port;
     expect(port).toBe(defaults().port);
     expect(arr(c.ports).map((p) => at(p, 'containerPort'))).toContain(port);
     const probe = (name: string): [unknown, number] => {
@@ -149,13 +201,16 @@ describe.each(TARGETS)('kustomize %s', (target) => {
 
   it('references secrets, never carries their values', () => {
     expect(byKind(objects, 'Secret')).toEqual([]);
-    for (const name of ['LEDGER_ADMIN_TOKEN', 'LEDGER_PG_URLS', 'LEDGER_REDIS_URL']) {
+    for (const name of Object.keys(SECRET_STAND_INS)) {
       expect(plain[name], name).toBeUndefined();
       const ref = refs.find((e) => e.name === name);
       expect(at(ref, 'valueFrom', 'secretKeyRef', 'name'), name).toBe('ledger-secrets');
     }
-    const pg = refs.find((e) => e.name === 'LEDGER_PG_URLS');
-    expect(at(pg, 'valueFrom', 'secretKeyRef', 'optional') ?? false).toBe(false);
+    // without these a pod would run alone on its embedded journal, or could not forward
+    for (const name of ['LEDGER_PG_URLS', 'LEDGER_CLUSTER_TOKEN']) {
+      const ref = refs.find((e) => e.name === name);
+      expect(at(ref, 'valueFrom', 'secretKeyRef', 'optional') ?? false, name).toBe(false);
+    }
   });
 
   it('runs non-root on a read-only root with the data directory on its own volume', () => {
@@ -175,7 +230,7 @@ describe.each(TARGETS)('kustomize %s', (target) => {
   });
 
   it('sizes workers and heap caps to the container limits', () => {
-    const config = configOf(plain);
+    const config = configOf(resolved);
     const limits = at(c, 'resources', 'limits') as Obj;
     const requests = at(c, 'resources', 'requests') as Obj;
     expect(config.workers).toBeLessThanOrEqual(quantity(limits.cpu));

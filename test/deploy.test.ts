@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERRORS } from '../protocol/errors.js';
-import { OUTCOMES, ROUTES } from '../src/metrics.js';
+import { OUTCOMES, ROUTES, type Metrics } from '../src/metrics.js';
 import { startPod, type Pod } from './api-support.js';
 import {
   arr,
@@ -102,16 +102,32 @@ const kubeRules = rulesOf(KUBE_RULES);
 const recorded = new Set(podRules.flatMap((r) => (r.record === undefined ? [] : [r.record])));
 
 /**
- * Label values the pod binds up front (src/metrics.ts binds every route x outcome and every
- * error code at start) but prints only after a first observation.
+ * Every outcome a shard move is observed with: the parameter type of Metrics.move, written as
+ * a record so the compiler refuses a missing or an extra key (a single pod never moves a shard,
+ * so the scrape cannot show them).
+ */
+const MOVE_OUTCOMES: Readonly<Record<Parameters<Metrics['move']>[1], true>> = {
+  ok: true,
+  aborted: true,
+  failed: true,
+};
+
+/**
+ * Label values the pod prints only after a first observation: bound up front (src/metrics.ts
+ * binds every route x outcome and every error code at start), or a closed set of values in
+ * src/metrics.ts's signatures (move outcomes).
  */
 const ROUTE_LABELS = { route: ROUTES, outcome: OUTCOMES };
+const MOVE_LABELS = { outcome: Object.keys(MOVE_OUTCOMES) };
 const BOUND_LABELS: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> = {
   payments_processed_total: ROUTE_LABELS,
   payment_response_time_seconds_bucket: ROUTE_LABELS,
   payment_response_time_seconds_sum: ROUTE_LABELS,
   payment_response_time_seconds_count: ROUTE_LABELS,
   payment_errors_total: { code: Object.keys(ERRORS) },
+  ledger_shard_move_seconds_bucket: MOVE_LABELS,
+  ledger_shard_move_seconds_sum: MOVE_LABELS,
+  ledger_shard_move_seconds_count: MOVE_LABELS,
 };
 
 /** Problems with one selector against the scrape: unknown metric, or a label value never seen. */
@@ -238,7 +254,12 @@ describe('metrics used by rules and dashboards, against a running pod', () => {
   });
 
   it('the pod exports the ledger families, histograms with _bucket/_sum/_count', () => {
-    for (const h of ['payment_response_time_seconds', 'ledger_group_commit_seconds']) {
+    const histograms = [
+      'payment_response_time_seconds',
+      'ledger_group_commit_seconds',
+      'ledger_shard_move_seconds',
+    ];
+    for (const h of histograms) {
       for (const s of ['_bucket', '_sum', '_count'])
         expect(scrape.samples.has(h + s), h + s).toBe(true);
     }
@@ -273,6 +294,19 @@ describe('metrics used by rules and dashboards, against a running pod', () => {
       ),
     );
     expect(problems).toEqual([]);
+  });
+
+  it('watches every ledger_ family the pod exports in a rule or a panel', () => {
+    const exprs = [
+      ...podRules.map((r) => r.expr),
+      ...dashboardQueries().map((q) => expandGrafanaVariables(q.expr)),
+    ];
+    const used = new Set(exprs.flatMap((e) => promqlSelectors(e).map((sel) => sel.metric)));
+    const family = (series: string): string => series.replace(/_(bucket|sum|count)$/, '');
+    const families = new Set([...scrape.samples.keys()].filter((n) => n.startsWith('ledger_')));
+    const watched = new Set([...used].map(family));
+    const unwatched = [...families].filter((n) => !watched.has(family(n)));
+    expect(unwatched).toEqual([]);
   });
 
   it('would catch a metric the pod does not export', () => {

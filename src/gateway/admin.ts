@@ -1,9 +1,12 @@
 // Admin API under /admin/v1, enabled only when LEDGER_ADMIN_TOKEN is set (404 otherwise):
-// tenants, shard status, shard moves. Never reveals or logs a tenant token except in the reply.
+// tenants, shard status, shard moves, pods, rebalancing. Never reveals or logs a tenant token
+// except in the reply.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { parseJsonBody } from '../../protocol/json-body.js';
+import type { ClusterAdmin } from '../cluster/cluster-admin.js';
+import { MoveError } from '../cluster/shard-mover.js';
 import { bearerToken, Exchange, readBody, type GatewayContext } from './exchange.js';
 
 const ADMIN = '/admin/v1';
@@ -74,7 +77,20 @@ const createTenant: AdminHandler = (ctx, x, req) => {
   });
 };
 
+/** Multi-pod: every shard of the cluster from the directory (owner, epoch, state, ...). */
+function listClusterShards(ctx: GatewayContext, x: Exchange, cluster: ClusterAdmin): void {
+  cluster.shards().then(
+    (rows) => x.send(200, JSON.stringify({ shards: rows })),
+    (err: unknown) => {
+      ctx.log.error({ err }, 'shard directory read failed');
+      x.fail('storage_unavailable', 'shard directory could not be read');
+    },
+  );
+}
+
 const listShards: AdminHandler = (ctx, x) => {
+  const cluster = ctx.ledger.cluster;
+  if (cluster !== undefined) return listClusterShards(ctx, x, cluster);
   const shards = ctx.ledger.shards;
   if (shards === undefined) return x.fail('route_not_found', 'this ledger reports no shards');
   shards.call(ctx.ledger).then(
@@ -108,6 +124,8 @@ const moveShard: AdminHandler = (ctx, x, req) => {
     if (typeof to !== 'string' || to === '') {
       return x.fail('invalid_request', 'to: required pod id');
     }
+    const cluster = ctx.ledger.cluster;
+    if (cluster !== undefined) return runMove(ctx, x, cluster, { shard, to, wait: body.wait });
     if (to === ctx.config.podId) {
       return x.send(202, JSON.stringify({ shard, from: ctx.config.podId, to, state: 'owned' }));
     }
@@ -119,11 +137,59 @@ const moveShard: AdminHandler = (ctx, x, req) => {
   });
 };
 
+/** Errors of a move or rebalance: MoveError codes as they are, anything else retryable. */
+function failMove(ctx: GatewayContext, x: Exchange, err: unknown): void {
+  if (err instanceof MoveError) return x.fail(err.code, err.message);
+  ctx.log.error({ err }, 'shard move failed');
+  x.fail('shard_unavailable', err instanceof Error ? err.message : String(err));
+}
+
+/** 202 once the move started; with `"wait": true`, 200 when the target serves the shard. */
+function runMove(
+  ctx: GatewayContext,
+  x: Exchange,
+  cluster: ClusterAdmin,
+  m: { shard: number; to: string; wait: unknown },
+): void {
+  const wait = m.wait === true;
+  cluster.move(m.shard, m.to, wait).then(
+    (reply) => x.send(wait ? 200 : 202, JSON.stringify(reply)),
+    (err: unknown) => failMove(ctx, x, err),
+  );
+}
+
+const listPods: AdminHandler = (ctx, x) => {
+  const cluster = ctx.ledger.cluster;
+  if (cluster === undefined) {
+    const alone = { podId: ctx.config.podId, address: '', alive: true, shards: -1 };
+    return x.send(200, JSON.stringify({ pods: [alone] }));
+  }
+  cluster.pods().then(
+    (pods) => x.send(200, JSON.stringify({ pods })),
+    (err: unknown) => failMove(ctx, x, err),
+  );
+};
+
+/** Spreads shards evenly over live pods: 202 with the plan (200 when `"wait": true`). */
+const rebalance: AdminHandler = (ctx, x, req) => {
+  readObject(ctx, x, req, (body) => {
+    const cluster = ctx.ledger.cluster;
+    if (cluster === undefined) return x.send(202, JSON.stringify({ moves: [] }));
+    const wait = body.wait === true;
+    cluster.rebalance(wait).then(
+      (moves) => x.send(wait ? 200 : 202, JSON.stringify({ moves })),
+      (err: unknown) => failMove(ctx, x, err),
+    );
+  });
+};
+
 export function mountAdmin(app: TemplatedApp, ctx: GatewayContext): void {
   const expected = ctx.config.adminToken === null ? null : digest(ctx.config.adminToken);
   app.post(`${ADMIN}/tenants`, adminRoute(ctx, expected, createTenant));
   app.get(`${ADMIN}/shards`, adminRoute(ctx, expected, listShards));
   app.post(`${ADMIN}/shards/:shard/move`, adminRoute(ctx, expected, moveShard));
+  app.get(`${ADMIN}/pods`, adminRoute(ctx, expected, listPods));
+  app.post(`${ADMIN}/shards/rebalance`, adminRoute(ctx, expected, rebalance));
   const notAllowed = (allow: string) => (res: HttpResponse): void => {
     const x = new Exchange(res, 'admin', ctx);
     if (expected === null) return x.fail('route_not_found');
@@ -133,5 +199,7 @@ export function mountAdmin(app: TemplatedApp, ctx: GatewayContext): void {
   app.any(`${ADMIN}/tenants`, notAllowed('POST'));
   app.any(`${ADMIN}/shards`, notAllowed('GET'));
   app.any(`${ADMIN}/shards/:shard/move`, notAllowed('POST'));
+  app.any(`${ADMIN}/pods`, notAllowed('GET'));
+  app.any(`${ADMIN}/shards/rebalance`, notAllowed('POST'));
   app.any(`${ADMIN}/*`, (res) => new Exchange(res, 'admin', ctx).fail('route_not_found'));
 }

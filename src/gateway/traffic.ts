@@ -3,12 +3,15 @@
 
 import type { HostedShard } from '../../shards/actor-host.js';
 import type { LedgerPort } from '../../shards/ledger-port.js';
+import type { ClusterAdmin } from '../cluster/cluster-admin.js';
 
 /** The actor host as the gateway sees it; the extras are optional so a stub can serve. */
 export interface LedgerHost extends LedgerPort {
   queueDepth?(): number;
   journalLag?(): number;
   shards?(): Promise<HostedShard[]>;
+  /** multi-pod mode: the directory's view, moves and rebalancing for the admin API */
+  cluster?: ClusterAdmin;
 }
 
 export class Traffic {

@@ -21,7 +21,9 @@ interface Args {
 function parseArgs(): Args {
   const [mode, run, storage, attemptsFile] = argv.slice(2);
   if (mode !== 'load' && mode !== 'verify') throw new Error(`bad mode ${mode}`);
-  return { mode, run: Number(run), storage: JSON.parse(storage ?? '{}'), attemptsFile: attemptsFile ?? '' };
+  return {
+    mode, run: Number(run), storage: JSON.parse(storage ?? '{}'), attemptsFile: attemptsFile ?? '',
+  };
 }
 
 function send(host: ActorHost, tenant: string, cmd: Command): Promise<Outcome> {

@@ -12,7 +12,9 @@ const CHILD = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
 const TENANTS = ['crash-a', 'crash-b', 'crash-c'];
 const USERS = 8;
 const SEED_CREDIT = 5000n;
-const RETRYABLE = new Set(['storage_unavailable', 'shard_unavailable', 'overloaded', 'shutting_down']);
+const RETRYABLE = new Set([
+  'storage_unavailable', 'shard_unavailable', 'overloaded', 'shutting_down',
+]);
 
 interface Attempt {
   tenant: string; id: string; from: string; to: string; amount: string;
@@ -152,7 +154,8 @@ function checkBalances(lines: Line[], expected: Map<string, bigint>, problems: s
     const balance = BigInt(String(acc.outcome.value?.balanceMinor ?? 'NaN'));
     const want = expected.get(`${acc.tenant}/${acc.id}`) ?? 0n;
     if (balance !== want) {
-      problems.push(`${acc.tenant}/${acc.id} balance ${balance}, expected ${want} (applied twice?)`);
+      const key = `${acc.tenant}/${acc.id}`;
+      problems.push(`${key} balance ${balance}, expected ${want} (applied twice?)`);
     }
     sums.set(acc.tenant, (sums.get(acc.tenant) ?? 0n) + balance);
   }
