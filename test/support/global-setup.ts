@@ -2,17 +2,8 @@
 // use are running (on a fresh machine too). Starts only what is down; never stops anything.
 import { execFileSync, execSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import net from 'node:net';
+import { reachable } from './net.js';
 
-function reachable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.setTimeout(1000);
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => { socket.destroy(); resolve(false); });
-  });
-}
 
 async function waitFor(port: number, what: string): Promise<void> {
   for (let i = 0; i < 50; i++) {

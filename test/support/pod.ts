@@ -3,10 +3,11 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './net.js';
+export { freePort };
 
 // Under tsx both this file and the CLI are .ts; built (the cluster bench), both are .js.
 const TS = import.meta.url.endsWith('.ts');
@@ -15,17 +16,6 @@ const NODE_ARGS = TS ? ['--import', 'tsx'] : [];
 export const CLUSTER_TOKEN = 'cluster-token-0123456789abcdef';
 export const ADMIN = 'admin-token-0123456789abcdef';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface ClusterFixture {
   root: string;
