@@ -16,6 +16,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<void>> = {
   http: (o) => import('./http.js').then((m) => m.benchHttp(o)),
   relay: (o) => import('./relay.js').then((m) => m.benchRelay({ ...o, tenantsPerShard: 4 })),
   cluster: (o) => import('./cluster.js').then((m) => m.benchCluster(o)),
+  'state-machine': (o) => import('./state-machine.js').then((m) => m.benchStateMachine(o)),
 };
 
 async function main(): Promise<void> {

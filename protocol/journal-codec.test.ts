@@ -119,4 +119,27 @@ describe('journal-codec', () => {
     enc.appendChain([sample(1), sample(2)], ZERO_HASH);
     expect(enc.bytes().equals(first)).toBe(true);
   });
+
+  it('decodes repeated and near-identical fields exactly (decode caches)', () => {
+    const fields = fc.record({
+      tenant: fc.constantFrom('t1', 't2', 'tü'),
+      debitAccountId: fc.constantFrom('a1', 'a2', 'b1', 'a10', 'ä1', ''),
+      creditAccountId: fc.constantFrom('a1', 'a2', 'b1', 'a10', 'ä1', ''),
+      currencyCode: fc.constantFrom('EUR', 'USD', 'EUX'),
+      detail: fc.constantFrom('', '{"reason":"client"}', '{"reason":"clienT"}', 'x'.repeat(120)),
+    });
+    fc.assert(fc.property(fc.array(fields, { minLength: 1, maxLength: 20 }), (list) => {
+      const entries = list.map((f, i) => ({ ...sample(i + 1), ...f }));
+      const enc = new EntryEncoder(256);
+      enc.appendChain(entries, ZERO_HASH);
+      const buf = enc.bytes();
+      let off = 0;
+      for (const e of entries) {
+        const d = decodeEntry(buf, off);
+        if (!d.ok) throw new Error(`decode failed: ${d.error}`);
+        expect(d.entry).toEqual(e);
+        off = d.end;
+      }
+    }), { numRuns: 200 });
+  });
 });

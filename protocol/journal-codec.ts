@@ -143,7 +143,7 @@ export class EntryEncoder {
     this.ensure(MIN_RECORD_BYTES + 3 * stringChars);
     const buf = this.buf;
     const start = this.used;
-    buf.write(prevBinary, start, 'latin1');
+    writeHash(buf, start, prevBinary);
     let p = writeFixed(buf, this.view, start + HASH_BYTES, entry);
     p = writeString(buf, p, entry.tenant, false);
     p = writeString(buf, p, entry.id, false);
@@ -152,7 +152,7 @@ export class EntryEncoder {
     p = writeString(buf, p, entry.currencyCode, false);
     p = writeString(buf, p, entry.detail, true);
     const hash = sha256Binary(new Uint8Array(buf.buffer, buf.byteOffset + start, p - start));
-    buf.write(hash, p, 'latin1');
+    writeHash(buf, p, hash);
     this.used = p + HASH_BYTES;
     return hash;
   }
@@ -167,6 +167,15 @@ export class EntryEncoder {
     this.buf = next;
     this.view = viewOf(next);
   }
+}
+
+/** Writes a 32-byte hash given in latin1 form (a JS loop beats a native call at this size). */
+function writeHash(buf: Buffer, at: number, key: string): void {
+  if (key.length !== HASH_BYTES) {
+    buf.write(key, at, 'latin1'); // what callers always got for a malformed key (the auditor)
+    return;
+  }
+  for (let i = 0; i < HASH_BYTES; i++) buf[at + i] = key.charCodeAt(i);
 }
 
 function writeFixed(buf: Buffer, view: DataView, at: number, e: JournalEntry): number {
@@ -227,39 +236,108 @@ function writeString(buf: Buffer, at: number, s: string, long: boolean): number 
 }
 
 /*
- * Decoding: a cursor over one record. Every read is bounds-checked against `limit` first, so
- * a truncated or garbage buffer yields a DecodeError, never an exception.
+ * Decoding. `measure` walks the six length prefixes with bounds checks (a truncated or garbage
+ * buffer yields a DecodeError, never an exception) and notes where each string lies; the
+ * strings are made only after the record's hash has been checked.
  */
-class Reader {
-  pos: number;
-  failed = false;
-  constructor(
-    private readonly buf: Buffer,
-    start: number,
-    private readonly limit: number,
-  ) {
-    this.pos = start;
-  }
+const STRING_COUNT = 6;
+/** Where the strings of the record being decoded lie: [start0, end0, start1, end1, ...]. */
+const spans = new Float64Array(2 * STRING_COUNT);
 
-  str(long: boolean): string {
+/** Offset just past the strings starting at `at`, or -1 when they do not fit in `limit`. */
+function measure(buf: Buffer, at: number, limit: number): number {
+  let pos = at;
+  for (let k = 0; k < STRING_COUNT; k++) {
+    const long = k === STRING_COUNT - 1;
     const prefix = long ? 4 : 2;
-    if (this.failed || this.pos + prefix > this.limit) return this.fail();
-    const n = long ? this.buf.readUInt32LE(this.pos) : this.buf.readUInt16LE(this.pos);
-    const from = this.pos + prefix;
-    if (n > LONG_STRING_MAX || from + n > this.limit) return this.fail();
-    this.pos = from + n;
-    return readUtf8(this.buf, from, from + n);
+    if (pos + prefix > limit) return -1;
+    const n = long ? buf.readUInt32LE(pos) : (buf[pos] ?? 0) | ((buf[pos + 1] ?? 0) << 8);
+    const from = pos + prefix;
+    if (n > LONG_STRING_MAX || from + n > limit) return -1;
+    spans[2 * k] = from;
+    spans[2 * k + 1] = from + n;
+    pos = from + n;
   }
+  return pos;
+}
 
-  private fail(): string {
-    this.failed = true;
-    return '';
+/**
+ * Recently decoded short ASCII strings per field, so a journal's repeated tenants, accounts,
+ * currencies and details come back as one shared string each: no allocation, and the replay's
+ * Map lookups find their hash already computed. Each field remembers its last string (with its
+ * bytes, compared as bytes); account fields also keep a direct-mapped cache keyed by a hash of
+ * the bytes. A hit is always confirmed byte by byte, so a collision only costs a decode.
+ */
+class FieldCache {
+  readonly bytes = new Uint8Array(CACHED_BYTES_MAX);
+  length = -1;
+  value = '';
+  constructor(readonly slots: string[]) {}
+}
+
+const CACHED_BYTES_MAX = 96;
+/** Direct-mapped slots per field: tenant, id, debit, credit, currency, detail. */
+const FIELD_SLOTS = [0, 0, 2048, 2048, 0, 0];
+const fieldCaches = FIELD_SLOTS.map((n) => new FieldCache(new Array<string>(n).fill('')));
+
+function fieldString(buf: Buffer, k: number): string {
+  const from = spans[2 * k] as number;
+  const to = spans[2 * k + 1] as number;
+  const n = to - from;
+  const cache = fieldCaches[k] as FieldCache;
+  if (n > CACHED_BYTES_MAX || n === 0 || k === 1) return readUtf8(buf, from, to);
+  if (n === cache.length) {
+    const bytes = cache.bytes;
+    let i = 0;
+    while (i < n && bytes[i] === buf[from + i]) i++;
+    if (i === n) return cache.value;
   }
+  const slots = cache.slots;
+  let slot = -1;
+  if (slots.length > 0) {
+    let h = n;
+    for (let i = from; i < to; i++) h = Math.imul(h ^ (buf[i] ?? 0), 0x01000193);
+    slot = (h ^ (h >>> 15)) & (slots.length - 1);
+    const known = slots[slot] as string;
+    if (known.length === n && sameAscii(known, buf, from, to)) {
+      return remember(cache, known, buf, from);
+    }
+  }
+  const fresh = readUtf8(buf, from, to);
+  // Only ASCII strings are kept: their char codes are their bytes, which the checks rely on.
+  if (fresh.length !== n || !isAscii(buf, from, to)) return fresh;
+  if (slot !== -1) slots[slot] = fresh;
+  return remember(cache, fresh, buf, from);
+}
+
+/** Make `value`, whose bytes are buf[from, from + value.length), the field's last string. */
+function remember(cache: FieldCache, value: string, buf: Buffer, from: number): string {
+  const bytes = cache.bytes;
+  for (let i = 0; i < value.length; i++) bytes[i] = buf[from + i] ?? 0;
+  cache.length = value.length;
+  cache.value = value;
+  return value;
+}
+
+function sameAscii(s: string, buf: Buffer, from: number, to: number): boolean {
+  for (let i = from, c = 0; i < to; i++, c++) if (s.charCodeAt(c) !== buf[i]) return false;
+  return true;
+}
+
+function isAscii(buf: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if ((buf[i] ?? 0x80) >= 0x80) return false;
+  return true;
+}
+
+/** Whether buf[at, at + 32) holds the latin1 hash `key`. */
+function hashAt(buf: Buffer, at: number, key: string): boolean {
+  for (let i = 0; i < HASH_BYTES; i++) if (key.charCodeAt(i) !== buf[at + i]) return false;
+  return true;
 }
 
 function readUtf8(buf: Buffer, from: number, to: number): string {
   if (from === to) return '';
-  if (to - from <= 24) {
+  if (to - from <= 12) {
     let s = '';
     for (let i = from; i < to; i++) {
       const c = buf[i] ?? 0x80;
@@ -337,31 +415,24 @@ export function decodeEntry(buf: Buffer, offset: number): DecodedRecord | Decode
   const view = lastView;
   const fixed = checkFixed(buf, view, b);
   if (fixed !== 'ok') return { ok: false, error: fixed, offset };
-  const r = new Reader(buf, b + BODY_FIXED_BYTES, buf.length);
-  const tenant = r.str(false);
-  const id = r.str(false);
-  const debitAccountId = r.str(false);
-  const creditAccountId = r.str(false);
-  const currencyCode = r.str(false);
-  const detail = r.str(true);
-  const bodyEnd = r.pos;
+  const bodyEnd = measure(buf, b + BODY_FIXED_BYTES, buf.length);
   const end = bodyEnd + HASH_BYTES;
-  if (r.failed || end > buf.length) return { ok: false, error: 'truncated', offset };
+  if (bodyEnd === -1 || end > buf.length) return { ok: false, error: 'truncated', offset };
   const key = sha256Binary(new Uint8Array(buf.buffer, buf.byteOffset + offset, bodyEnd - offset));
-  if (key !== buf.toString('latin1', bodyEnd, end)) return { ok: false, error: 'bad_hash', offset };
+  if (!hashAt(buf, bodyEnd, key)) return { ok: false, error: 'bad_hash', offset };
   const entry: JournalEntry = {
     shard: view.getUint32(b + 2, true),
     sequence: readSafe(view, b + 6),
     epoch: view.getUint32(b + 14, true),
     kind: ENTRY_KINDS[buf[b + 1] ?? 0] ?? 'reject',
-    tenant,
-    id,
-    debitAccountId,
-    creditAccountId,
+    tenant: fieldString(buf, 0),
+    id: fieldString(buf, 1),
+    debitAccountId: fieldString(buf, 2),
+    creditAccountId: fieldString(buf, 3),
     amountMinor: view.getBigInt64(b + 26, true),
-    currencyCode,
+    currencyCode: fieldString(buf, 4),
     time: readSafe(view, b + 18),
-    detail,
+    detail: fieldString(buf, 5),
   };
   return new DecodedRecord(entry, end, key, buf, offset);
 }

@@ -3,7 +3,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { IdTable } from './id-table.js';
+import { IdTable, StringIndex } from './id-table.js';
 
 describe('IdTable', () => {
   it('agrees with a Map under adds, lookups and rollbacks', () => {
@@ -43,5 +43,49 @@ describe('IdTable', () => {
     table.add(first);
     table.add({ id: 'b' });
     expect(() => table.removeNewest(first)).toThrow(/not the newest/);
+  });
+});
+
+describe('StringIndex', () => {
+  it('agrees with an array of ids under adds, lookups and rollbacks, across growth', () => {
+    const op = fc.oneof(
+      { weight: 6, arbitrary: fc.record({ add: fc.string({ maxLength: 6, unit: 'binary' }) }) },
+      { weight: 1, arbitrary: fc.record({ undo: fc.nat(4) }) },
+      { weight: 3, arbitrary: fc.record({ get: fc.string({ maxLength: 6, unit: 'binary' }) }) },
+    );
+    fc.assert(fc.property(fc.array(op, { maxLength: 600 }), (ops) => {
+      const index = new StringIndex();
+      const model: string[] = [];
+      for (const o of ops) {
+        if ('add' in o) {
+          if (model.includes(o.add)) continue;
+          expect(index.find(o.add)).toBe(-1);
+          expect(index.add(o.add)).toBe(model.length);
+          model.push(o.add);
+        } else if ('undo' in o) {
+          for (let i = 0; i < o.undo && model.length > 0; i++) {
+            index.removeLast();
+            model.pop();
+          }
+        } else {
+          expect(index.find(o.get)).toBe(model.indexOf(o.get));
+        }
+      }
+      expect(index.size).toBe(model.length);
+      model.forEach((id, i) => {
+        expect(index.find(id)).toBe(i);
+        expect(index.keyAt(i)).toBe(id);
+      });
+    }), { numRuns: 200 });
+  });
+
+  it('keeps long ids exactly (lone surrogates included)', () => {
+    const index = new StringIndex();
+    const long = 'x'.repeat(10_000) + '\uD800' + 'é';
+    index.add('a');
+    index.add(long);
+    expect(index.keyAt(1)).toBe(long);
+    expect(index.find(long)).toBe(1);
+    expect(index.find(long.slice(0, -1))).toBe(-1);
   });
 });

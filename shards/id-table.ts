@@ -1,7 +1,8 @@
-// Insert-only index of records by string id (open addressing, linear probing) plus their list in
-// insertion order. Built because a V8 Map of millions of string keys costs ~1 µs per insert here;
-// this one keeps hashes in an Int32Array so probes and growth never touch the key strings.
-// Hashes only affect speed, never order or results: iteration always follows insertion order.
+// Insert-only indexes by string id (open addressing, linear probing, newest-first removal).
+// StringIndex maps an id to its dense insertion index and keeps no object per key: ids, hashes
+// and slots live in typed arrays, so the garbage collector has nothing to copy or trace.
+// IdTable layers a record list on top.
+// Hashes only affect speed, never order or results: indexes always follow insertion order.
 
 import { randomBytes } from 'node:crypto';
 
@@ -25,35 +26,176 @@ export function hashId(id: string): number {
   return h === 0 ? 1 : h;
 }
 
-export class IdTable<T extends Identified> {
-  /** records in insertion order (for a book of transfers: sequence order) */
-  readonly list: T[] = [];
-  private hashes = new Int32Array(MIN_CAPACITY);
-  private slots: (T | undefined)[] = new Array<T | undefined>(MIN_CAPACITY).fill(undefined);
+/**
+ * id -> dense index (0, 1, 2, ... in insertion order). The ids themselves are copied into one
+ * Uint16Array (UTF-16 code units, exact for any string), so a book of millions of transfers
+ * holds no string per transfer for the garbage collector to copy and mark.
+ */
+export class StringIndex {
+  private count = 0;
+  /** every id's code units, back to back */
+  private chars = new Uint16Array(MIN_CAPACITY * 8);
+  /** ends[i]: offset just past id i in `chars` (id i starts at ends[i - 1], or 0) */
+  private ends = new Float64Array(MIN_CAPACITY);
+  /**
+   * Open-addressing table of (hash, index) pairs side by side, so one probe touches one cache
+   * line: table[2 * slot] is the hash (0: empty), table[2 * slot + 1] the index.
+   */
+  private table = new Int32Array(2 * MIN_CAPACITY);
   private mask = MIN_CAPACITY - 1;
+  /** where the last unsuccessful find stopped: `add` of that same id goes straight there */
+  private missId: string | null = null;
+  private missHash = 0;
+  private missSlot = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** The index of `id`, or -1. */
+  find(id: string): number {
+    const hash = hashId(id);
+    const { table, mask } = this;
+    // Load stays at most 1/2, so an empty slot is always reached.
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const stored = table[2 * i];
+      if (stored === 0) {
+        this.missId = id;
+        this.missHash = hash;
+        this.missSlot = i;
+        return -1;
+      }
+      if (stored === hash) {
+        const index = table[2 * i + 1] as number;
+        if (this.equals(index, id)) return index;
+      }
+    }
+  }
+
+  /** The id of index `i` (a new string: for reads, not for the hot path). */
+  keyAt(i: number): string {
+    if (!(i >= 0 && i < this.count)) throw new Error(`id index: no id #${i}`);
+    const start = i === 0 ? 0 : (this.ends[i - 1] as number);
+    const end = this.ends[i] as number;
+    let out = '';
+    // Chunks keep String.fromCharCode's argument count far below engine limits.
+    for (let at = start; at < end; at += 4096) {
+      const part = this.chars.subarray(at, Math.min(end, at + 4096));
+      out += String.fromCharCode.apply(null, part as unknown as number[]);
+    }
+    return out;
+  }
+
+  /** Appends an id that is not in the index (the caller looked it up first); its index. */
+  add(id: string): number {
+    const index = this.count;
+    if ((index + 1) * 2 > this.mask + 1) this.grow();
+    if (index === this.ends.length) this.ends = grown(this.ends, new Float64Array(index * 2));
+    const start = index === 0 ? 0 : (this.ends[index - 1] as number);
+    const end = start + id.length;
+    if (end > this.chars.length) {
+      this.chars = grown(this.chars, new Uint16Array(Math.max(end, this.chars.length * 2)));
+    }
+    const chars = this.chars;
+    for (let k = 0; k < id.length; k++) chars[start + k] = id.charCodeAt(k);
+    this.ends[index] = end;
+    if (id === this.missId) {
+      // The slot find() stopped at is still empty: nothing was added or grown since.
+      this.table[2 * this.missSlot] = this.missHash;
+      this.table[2 * this.missSlot + 1] = index;
+    } else {
+      this.place(index, hashId(id));
+    }
+    this.missId = null;
+    this.count = index + 1;
+    return index;
+  }
+
+  /** Removes the newest id (rollback of an atomic batch). */
+  removeLast(): void {
+    const index = this.count - 1;
+    if (index < 0) throw new Error('id index: nothing to remove');
+    const { table, mask } = this;
+    let hole = this.slotOf(index, hashId(this.keyAt(index)));
+    this.count = index;
+    this.missId = null;
+    // Backward-shift deletion: pull later members of the probe run into the hole, so lookups
+    // never need tombstones.
+    for (let i = (hole + 1) & mask; table[2 * i] !== 0; i = (i + 1) & mask) {
+      const home = (table[2 * i] ?? 0) & mask;
+      const distanceToHole = (hole - home) & mask;
+      const distanceToSlot = (i - home) & mask;
+      if (distanceToHole <= distanceToSlot) {
+        table[2 * hole] = table[2 * i] ?? 0;
+        table[2 * hole + 1] = table[2 * i + 1] ?? 0;
+        hole = i;
+      }
+    }
+    table[2 * hole] = 0;
+  }
+
+  private equals(index: number, id: string): boolean {
+    const start = index === 0 ? 0 : (this.ends[index - 1] as number);
+    if ((this.ends[index] as number) - start !== id.length) return false;
+    const chars = this.chars;
+    for (let k = 0; k < id.length; k++) {
+      if (chars[start + k] !== id.charCodeAt(k)) return false;
+    }
+    return true;
+  }
+
+  private slotOf(index: number, hash: number): number {
+    const { table, mask } = this;
+    for (let i = hash & mask; table[2 * i] !== 0; i = (i + 1) & mask) {
+      if (table[2 * i] === hash && table[2 * i + 1] === index) return i;
+    }
+    throw new Error(`id index: #${index} is listed but not indexed`);
+  }
+
+  private place(index: number, hash: number): void {
+    const { table, mask } = this;
+    let i = hash & mask;
+    while (table[2 * i] !== 0) i = (i + 1) & mask;
+    table[2 * i] = hash;
+    table[2 * i + 1] = index;
+  }
+
+  private grow(): void {
+    const old = this.table;
+    const capacity = old.length; // slots double: the new table has 2 * (old.length / 2) slots
+    this.table = new Int32Array(2 * capacity);
+    this.mask = capacity - 1;
+    this.missId = null;
+    for (let i = 0; i < old.length; i += 2) {
+      const hash = old[i] ?? 0;
+      if (hash !== 0) this.place(old[i + 1] ?? 0, hash);
+    }
+  }
+}
+
+function grown<A extends Uint16Array | Float64Array>(old: A, next: A): A {
+  next.set(old);
+  return next;
+}
+
+/** Records by id, in insertion order. */
+export class IdTable<T extends Identified> {
+  /** records in insertion order */
+  readonly list: T[] = [];
+  private readonly index = new StringIndex();
 
   get size(): number {
     return this.list.length;
   }
 
   get(id: string): T | undefined {
-    const hash = hashId(id);
-    const { hashes, slots, mask } = this;
-    // Load stays at most 1/2, so an empty slot is always reached.
-    for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const stored = hashes[i];
-      if (stored === 0) return undefined;
-      if (stored === hash) {
-        const record = slots[i];
-        if (record !== undefined && record.id === id) return record;
-      }
-    }
+    const index = this.index.find(id);
+    return index === -1 ? undefined : this.list[index];
   }
 
   /** Adds a record whose id is not in the table (the caller looked it up first). */
   add(record: T): void {
-    if ((this.list.length + 1) * 2 > this.hashes.length) this.grow();
-    this.place(record, hashId(record.id));
+    this.index.add(record.id);
     this.list.push(record);
   }
 
@@ -63,51 +205,6 @@ export class IdTable<T extends Identified> {
       throw new Error(`id table: ${record.id} is not the newest record`);
     }
     this.list.pop();
-    const { hashes, slots, mask } = this;
-    let hole = this.indexOf(record);
-    // Backward-shift deletion: pull later members of the probe run into the hole, so lookups
-    // never need tombstones.
-    for (let i = (hole + 1) & mask; hashes[i] !== 0; i = (i + 1) & mask) {
-      const home = (hashes[i] ?? 0) & mask;
-      const distanceToHole = (hole - home) & mask;
-      const distanceToSlot = (i - home) & mask;
-      if (distanceToHole <= distanceToSlot) {
-        hashes[hole] = hashes[i] ?? 0;
-        slots[hole] = slots[i];
-        hole = i;
-      }
-    }
-    hashes[hole] = 0;
-    slots[hole] = undefined;
-  }
-
-  private indexOf(record: T): number {
-    const hash = hashId(record.id);
-    const { hashes, slots, mask } = this;
-    for (let i = hash & mask; hashes[i] !== 0; i = (i + 1) & mask) {
-      if (slots[i] === record) return i;
-    }
-    throw new Error(`id table: ${record.id} is listed but not indexed`);
-  }
-
-  private place(record: T, hash: number): void {
-    const { hashes, mask } = this;
-    let i = hash & mask;
-    while (hashes[i] !== 0) i = (i + 1) & mask;
-    hashes[i] = hash;
-    this.slots[i] = record;
-  }
-
-  private grow(): void {
-    const oldHashes = this.hashes;
-    const oldSlots = this.slots;
-    const capacity = oldHashes.length * 2;
-    this.hashes = new Int32Array(capacity);
-    this.slots = new Array<T | undefined>(capacity).fill(undefined);
-    this.mask = capacity - 1;
-    for (let i = 0; i < oldHashes.length; i++) {
-      const record = oldSlots[i];
-      if (record !== undefined) this.place(record, oldHashes[i] ?? 0);
-    }
+    this.index.removeLast();
   }
 }

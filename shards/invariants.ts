@@ -8,6 +8,7 @@ import {
   type ShardState,
   type TenantBook,
 } from './ledger-book.js';
+import { expiresAt } from './ledger-views.js';
 
 export interface InvariantOptions {
   /** also recount every pending hold from the transfers (O(transfers); default true) */
@@ -24,9 +25,9 @@ export function checkInvariants(state: ShardState, options: InvariantOptions = {
     if (options.deep ?? true) checkTransfers(state, book);
   }
   state.timeouts.verify();
-  for (const record of state.timeouts.items) {
-    if (record.status !== Status.pending || record.expiresAt === null) {
-      throw new Error(`invariant: tenant ${record.tenant}: ${record.id} queued but not pending`);
+  for (const hold of state.timeouts.items) {
+    if (hold.book.transfers.status[hold.index] !== Status.pending || hold.expiresAt === null) {
+      throw new Error(`invariant: tenant ${hold.tenant}: ${hold.id} queued but not pending`);
     }
   }
 }
@@ -51,12 +52,19 @@ function checkAccount(book: TenantBook, account: Account): void {
   if (!account.allowNegative && available < 0n) {
     throw new Error(`invariant: ${where(book, account)}: below zero counting pending debits`);
   }
-  let previous = 0;
-  for (const row of account.history) {
-    if (row.sequence <= previous) {
+  const t = book.transfers;
+  if (account.sequence <= 0) {
+    throw new Error(`invariant: ${where(book, account)}: history out of order`);
+  }
+  let previous = account.sequence;
+  for (let k = 0; k < account.codeCount; k++) {
+    const code = account.codes[k] ?? 0;
+    const i = code >> 1;
+    const sequence = ((code & 1) === 0 ? t.sequence[i] : t.settleSequence[i]) ?? 0;
+    if (sequence <= previous) {
       throw new Error(`invariant: ${where(book, account)}: history out of order`);
     }
-    previous = row.sequence;
+    previous = sequence;
   }
 }
 
@@ -85,26 +93,33 @@ function checkBalances(book: TenantBook): void {
 
 /** Every hold is backed by a pending transfer; records are in sequence order. */
 function checkTransfers(state: ShardState, book: TenantBook): void {
-  const debits = new Map<string, bigint>();
-  const credits = new Map<string, bigint>();
+  const debits = new Map<number, bigint>();
+  const credits = new Map<number, bigint>();
+  const t = book.transfers;
   let previous = 0;
-  for (const record of book.transfers.list) {
-    const label = `invariant: tenant ${book.tenant} currency ${record.currencyCode} ` +
-      `transaction ${record.id}`;
-    if (record.sequence <= previous) throw new Error(`${label}: out of sequence order`);
-    previous = record.sequence;
-    if (record.sequence > state.sequence) throw new Error(`${label}: from the future`);
-    const queued = record.heapIndex !== -1 && state.timeouts.items[record.heapIndex] === record;
-    const shouldQueue = record.status === Status.pending && record.expiresAt !== null;
+  for (let i = 0; i < t.count; i++) {
+    const from = t.from[i] ?? -1;
+    const currency = t.extras.get(i)?.currencyCode ?? book.account(from).currencyCode;
+    const label = `invariant: tenant ${book.tenant} currency ${currency} ` +
+      `transaction ${t.ids.keyAt(i)}`;
+    const sequence = t.sequence[i] ?? 0;
+    if (sequence <= previous) throw new Error(`${label}: out of sequence order`);
+    previous = sequence;
+    if (sequence > state.sequence) throw new Error(`${label}: from the future`);
+    const hold = book.holds.get(i);
+    const queued = hold !== undefined && hold.heapIndex !== -1 &&
+      state.timeouts.items[hold.heapIndex] === hold;
+    const shouldQueue = t.status[i] === Status.pending && expiresAt(book, i) !== null;
     if (queued !== shouldQueue) throw new Error(`${label}: timeout queue out of step`);
-    if (record.status !== Status.pending) continue;
-    const { fromAccountId: from, toAccountId: to, amountMinor: amount } = record;
+    if (t.status[i] !== Status.pending) continue;
+    const to = t.to[i] ?? -1;
+    const amount = t.amountOf(i);
     debits.set(from, (debits.get(from) ?? 0n) + amount);
     credits.set(to, (credits.get(to) ?? 0n) + amount);
   }
   for (const account of book.accounts.values()) {
-    if ((debits.get(account.id) ?? 0n) !== account.pendingDebits ||
-      (credits.get(account.id) ?? 0n) !== account.pendingCredits) {
+    if ((debits.get(account.index) ?? 0n) !== account.pendingDebits ||
+      (credits.get(account.index) ?? 0n) !== account.pendingCredits) {
       throw new Error(`invariant: ${where(book, account)}: holds differ from pending transfers`);
     }
   }

@@ -1,68 +1,46 @@
-// The shard's in-memory books (tenants, accounts, transfers, timeouts) and the only functions
-// that change them. Live decisions and journal replay both go through these effects, so a
-// replay rebuilds exactly the live state. Effects never decide business rules and never do I/O.
+// The shard's in-memory books (tenants, accounts, transfer columns, timeouts) and the only
+// functions that change them. Live decisions and journal replay both go through these effects,
+// so a replay rebuilds exactly the live state. Effects never decide business rules, never I/O.
 
 import type { ErrorCode } from '../protocol/errors.js';
 import type { JournalEntry } from '../protocol/journal-entry.js';
-import type { EntryKind } from '../protocol/types.js';
-import { IdTable } from './id-table.js';
+import { Account, addPair, subPair, type HistoryRow, type HistorySource } from './account.js';
 import { TimeoutHeap, type TimeoutItem } from './timeout-heap.js';
+import {
+  Status,
+  TransferColumns,
+  WIDE,
+  narrow,
+  type StatusCode,
+} from './transfer-columns.js';
 
-/** Largest total any account side may reach (signed 64-bit, like the journal columns). */
-export const MAX_MINOR = 2n ** 63n - 1n;
+export { Account, MAX_MINOR, type HistoryRow } from './account.js';
+export { Status, isStatusCode, type StatusCode, type TransferExtra } from './transfer-columns.js';
 
-/** One journal effect on an account. A JournalEntry satisfies it, so live rows are shared. */
-export interface HistoryRow {
-  readonly sequence: number;
-  readonly kind: EntryKind;
-  readonly id: string;
-  readonly debitAccountId: string;
-  readonly creditAccountId: string;
-  readonly amountMinor: bigint;
-  readonly time: number;
+/** The journal detail of a transfer without description, payment type or timeout. */
+export const NO_TRANSFER_DETAIL = '{"description":null,"paymentTypeId":null,"timeoutSeconds":null}';
+export const VOID_CLIENT_DETAIL = '{"reason":"client"}';
+export const VOID_TIMEOUT_DETAIL = '{"reason":"timeout"}';
+
+/** The optional fields of a transfer's body. */
+export interface TransferDetails {
+  readonly description: string | null;
+  readonly paymentTypeId: string | null;
+  readonly timeoutSeconds: number | null;
 }
 
+export const NO_DETAILS: TransferDetails = Object.freeze({
+  description: null, paymentTypeId: null, timeoutSeconds: null,
+});
+
 /** The fields that make up a transfer's body; two requests with equal bodies are replays. */
-export interface TransferBody {
+export interface TransferBody extends TransferDetails {
   readonly fromAccountId: string;
   readonly toAccountId: string;
   readonly amountMinor: bigint;
   readonly currencyCode: string;
-  readonly description: string | null;
-  readonly paymentTypeId: string | null;
   readonly pending: boolean;
-  readonly timeoutSeconds: number | null;
 }
-
-export class Account {
-  postedDebits = 0n;
-  postedCredits = 0n;
-  pendingDebits = 0n;
-  pendingCredits = 0n;
-  /** every effect on this account, oldest first (account-open first) */
-  readonly history: HistoryRow[] = [];
-
-  constructor(
-    readonly id: string,
-    readonly currencyCode: string,
-    readonly allowNegative: boolean,
-    /** canonical JSON of the metadata object */
-    readonly metadata: string,
-    readonly createdAt: number,
-    readonly sequence: number,
-  ) {}
-}
-
-/** Transfer lifecycle states; numeric so records stay small and snapshot compactly. */
-export const Status = {
-  posted: 0,
-  pending: 1,
-  postedPending: 2,
-  voidedClient: 3,
-  voidedTimeout: 4,
-  rejected: 5,
-} as const;
-export type StatusCode = (typeof Status)[keyof typeof Status];
 
 /** Legal lifecycle transitions; anything else is a bug in the caller and throws. */
 const TRANSITIONS: Readonly<Record<StatusCode, readonly StatusCode[]>> = {
@@ -74,96 +52,72 @@ const TRANSITIONS: Readonly<Record<StatusCode, readonly StatusCode[]>> = {
   [Status.rejected]: [],
 };
 
-export function isStatusCode(value: unknown): value is StatusCode {
-  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 5;
-}
-
-/**
- * A transfer, or a recorded rejection of one (kept so a replay gets the same answer). It is
- * also the history row of its own post/pending effect, so the hot path retains one object per
- * transfer instead of a record plus its journal entry.
- */
-export class TransferRecord implements TimeoutItem, TransferBody, HistoryRow {
-  readonly fromAccountId: string;
-  readonly toAccountId: string;
-  readonly amountMinor: bigint;
-  readonly currencyCode: string;
-  readonly description: string | null;
-  readonly paymentTypeId: string | null;
-  readonly pending: boolean;
-  readonly timeoutSeconds: number | null;
-  /** logical ms of the automatic void; null when the transfer has no timeout */
-  expiresAt: number | null;
+/** A pending transfer with a timeout, queued for its automatic void. */
+export class Hold implements TimeoutItem {
   heapIndex = -1;
-  postedAmountMinor = 0n;
-
   constructor(
-    readonly tenant: string,
+    readonly book: TenantBook,
+    /** the transfer's index in its book */
+    readonly index: number,
     readonly id: string,
-    body: TransferBody,
-    public status: StatusCode,
-    readonly rejectCode: ErrorCode | null,
-    readonly createdAt: number,
-    /** sequence of the entry that created it (its pending, post or reject entry) */
-    readonly sequence: number,
-  ) {
-    this.fromAccountId = body.fromAccountId;
-    this.toAccountId = body.toAccountId;
-    this.amountMinor = body.amountMinor;
-    this.currencyCode = body.currencyCode;
-    this.description = body.description;
-    this.paymentTypeId = body.paymentTypeId;
-    this.pending = body.pending;
-    this.timeoutSeconds = body.timeoutSeconds;
-    this.expiresAt = expiryOf(body, createdAt, status);
-  }
+    public expiresAt: number | null,
+  ) {}
 
-  get kind(): EntryKind {
-    return this.pending ? 'pending' : 'post';
-  }
-
-  get debitAccountId(): string {
-    return this.fromAccountId;
-  }
-
-  get creditAccountId(): string {
-    return this.toAccountId;
-  }
-
-  get time(): number {
-    return this.createdAt;
+  get tenant(): string {
+    return this.book.tenant;
   }
 }
 
-function expiryOf(body: TransferBody, createdAt: number, status: StatusCode): number | null {
-  if (status === Status.rejected || !body.pending || !body.timeoutSeconds) return null;
-  return createdAt + body.timeoutSeconds * 1000;
-}
-
-export function sameBody(a: TransferBody, b: TransferBody): boolean {
-  return (
-    a.fromAccountId === b.fromAccountId &&
-    a.toAccountId === b.toAccountId &&
-    a.amountMinor === b.amountMinor &&
-    a.currencyCode === b.currencyCode &&
-    a.description === b.description &&
-    a.paymentTypeId === b.paymentTypeId &&
-    a.pending === b.pending &&
-    a.timeoutSeconds === b.timeoutSeconds
-  );
-}
-
-export class TenantBook {
+export class TenantBook implements HistorySource {
   readonly accounts = new Map<string, Account>();
+  /** accounts by index, in creation order */
+  readonly accountList: Account[] = [];
   /** transfers and recorded rejections, in creation (sequence) order */
-  readonly transfers = new IdTable<TransferRecord>();
-  /** every non-reject effect of this tenant in sequence order (snapshots encode this) */
-  readonly effects: HistoryRow[] = [];
+  readonly transfers = new TransferColumns();
+  /** pending transfers with a timeout, by transfer index, until settled */
+  readonly holds = new Map<number, Hold>();
 
   constructor(readonly tenant: string) {}
 
   isEmpty(): boolean {
-    return this.accounts.size === 0 && this.transfers.size === 0;
+    return this.accounts.size === 0 && this.transfers.count === 0;
+  }
+
+  account(index: number): Account {
+    const account = this.accountList[index];
+    if (account === undefined) throw new Error(`ledger: tenant ${this.tenant} has no #${index}`);
+    return account;
+  }
+
+  /** Row `position` of an account's history (0: its account-open). */
+  historyRow(account: Account, position: number): HistoryRow {
+    if (position === 0) {
+      return { sequence: account.sequence, kind: 'account-open', id: account.id,
+        debitAccountId: '', creditAccountId: account.id, amountMinor: 0n,
+        time: account.createdAt };
+    }
+    const code = account.codes[position - 1];
+    if (code === undefined || position > account.codeCount) {
+      throw new Error(`ledger: ${account.id} has no history row ${position}`);
+    }
+    return this.effectRow(code);
+  }
+
+  /** The effect `code` (2 * transfer index, +1 for its settlement) as a history row. */
+  effectRow(code: number): HistoryRow {
+    const t = this.transfers;
+    const i = code >> 1;
+    const debitAccountId = this.account(t.from[i] ?? WIDE).id;
+    const creditAccountId = this.account(t.to[i] ?? WIDE).id;
+    const id = t.ids.keyAt(i);
+    if ((code & 1) === 0) {
+      return { sequence: t.sequence[i] ?? 0, kind: t.isPending(i) ? 'pending' : 'post', id,
+        debitAccountId, creditAccountId, amountMinor: t.amountOf(i), time: t.time[i] ?? 0 };
+    }
+    const posted = t.status[i] === Status.postedPending;
+    return { sequence: t.settleSequence[i] ?? 0, kind: posted ? 'post-pending' : 'void', id,
+      debitAccountId, creditAccountId, amountMinor: posted ? t.postedOf(i) : t.amountOf(i),
+      time: t.settleTime[i] ?? 0 };
   }
 }
 
@@ -173,7 +127,7 @@ export class ShardState {
   /** logical ms: the time of the newest entry; never decreases */
   time = 0;
   readonly tenants = new Map<string, TenantBook>();
-  readonly timeouts = new TimeoutHeap<TransferRecord>();
+  readonly timeouts = new TimeoutHeap<Hold>();
 
   constructor(
     readonly shard: number,
@@ -194,130 +148,149 @@ export function bookFor(state: ShardState, tenant: string): TenantBook {
   return book;
 }
 
-function add(total: bigint, amount: bigint, what: string): bigint {
-  const sum = total + amount;
-  if (sum > MAX_MINOR) throw new Error(`ledger: ${what} would overflow (bug: unchecked decision)`);
-  return sum;
-}
-
-function sub(total: bigint, amount: bigint, what: string): bigint {
-  const rest = total - amount;
-  if (rest < 0n) throw new Error(`ledger: ${what} would go below zero (bug: unpaired release)`);
-  return rest;
-}
-
-function pushEffect(book: TenantBook, row: HistoryRow, debit: Account | null, credit: Account) {
-  book.effects.push(row);
-  if (debit !== null) debit.history.push(row);
-  credit.history.push(row);
-}
-
 export function openAccount(
   book: TenantBook,
   entry: JournalEntry,
   allowNegative: boolean,
   metadata: string,
 ): Account {
-  const account = new Account(
-    entry.creditAccountId, entry.currencyCode, allowNegative, metadata, entry.time, entry.sequence,
-  );
+  const account = new Account(book, book.accountList.length, entry.creditAccountId,
+    entry.currencyCode, allowNegative, metadata, entry.time, entry.sequence);
   book.accounts.set(account.id, account);
-  pushEffect(book, entry, null, account);
+  book.accountList.push(account);
   return account;
 }
 
-/** post or pending entry: move the amount (posted) or hold it (pending). */
+/**
+ * post or pending entry: move the amount (posted) or hold it (pending). `details` are the
+ * body's optional fields; the entry gives id, amount, currency, time and sequence.
+ */
 export function createTransfer(
   state: ShardState,
   book: TenantBook,
   entry: JournalEntry,
-  body: TransferBody,
+  pending: boolean,
+  details: TransferDetails,
   from: Account,
   to: Account,
-): TransferRecord {
+): number {
   const amount = entry.amountMinor;
-  const status = body.pending ? Status.pending : Status.posted;
-  const record = new TransferRecord(
-    book.tenant, entry.id, body, status, null, entry.time, entry.sequence,
-  );
-  if (body.pending) {
-    from.pendingDebits = add(from.pendingDebits, amount, 'pendingDebits');
-    to.pendingCredits = add(to.pendingCredits, amount, 'pendingCredits');
-    if (record.expiresAt !== null) state.timeouts.push(record);
-  } else {
-    from.postedDebits = add(from.postedDebits, amount, 'postedDebits');
-    to.postedCredits = add(to.postedCredits, amount, 'postedCredits');
-    record.postedAmountMinor = amount;
+  const t = book.transfers;
+  const i = t.add(entry.id, from.index, to.index, amount,
+    pending ? Status.pending : Status.posted, entry.time, entry.sequence);
+  if (details.description !== null || details.paymentTypeId !== null ||
+    details.timeoutSeconds !== null || entry.currencyCode !== from.currencyCode) {
+    t.extras.set(i, { fromAccountId: from.id, toAccountId: to.id, pending,
+      currencyCode: entry.currencyCode, description: details.description,
+      paymentTypeId: details.paymentTypeId, timeoutSeconds: details.timeoutSeconds,
+      rejectCode: null });
   }
-  book.transfers.add(record);
-  pushEffect(book, record, from, to);
-  return record;
+  const n = t.amount[i] ?? WIDE;
+  addPair(from, to, pending, amount, n);
+  if (pending) {
+    if (details.timeoutSeconds) {
+      const hold = new Hold(book, i, entry.id, entry.time + details.timeoutSeconds * 1000);
+      book.holds.set(i, hold);
+      state.timeouts.push(hold);
+    }
+  } else {
+    t.posted[i] = n;
+    if (n === WIDE) t.widePosted.set(i, amount);
+  }
+  const code = 2 * i;
+  from.pushCode(code);
+  to.pushCode(code);
+  return i;
 }
 
 export function recordRejection(
   book: TenantBook,
-  entry: JournalEntry | { id: string; time: number; sequence: number },
+  entry: { id: string; time: number; sequence: number },
   body: TransferBody,
   code: ErrorCode,
-): TransferRecord {
-  const record = new TransferRecord(
-    book.tenant, entry.id, body, Status.rejected, code, entry.time, entry.sequence,
-  );
-  book.transfers.add(record);
-  return record;
+): number {
+  const t = book.transfers;
+  const i = t.add(entry.id, WIDE, WIDE, body.amountMinor, Status.rejected, entry.time,
+    entry.sequence);
+  const { fromAccountId, toAccountId, currencyCode, description, paymentTypeId, pending,
+    timeoutSeconds } = body;
+  t.extras.set(i, { fromAccountId, toAccountId, currencyCode, description, paymentTypeId,
+    pending, timeoutSeconds, rejectCode: code });
+  return i;
 }
 
 /** post-pending or void entry: release the whole hold, then post `entry.amountMinor` if any. */
 export function settlePending(
   state: ShardState,
   book: TenantBook,
-  record: TransferRecord,
+  i: number,
   entry: JournalEntry,
   to: StatusCode,
   from: Account,
   credit: Account,
 ): void {
-  if (!TRANSITIONS[record.status].includes(to)) {
-    throw new Error(`ledger: illegal transition ${record.status} -> ${to} of ${record.id}`);
+  const t = book.transfers;
+  const status = t.statusOf(i);
+  if (!TRANSITIONS[status].includes(to)) {
+    throw new Error(`ledger: illegal transition ${status} -> ${to} of ${t.ids.keyAt(i)}`);
   }
-  from.pendingDebits = sub(from.pendingDebits, record.amountMinor, 'pendingDebits');
-  credit.pendingCredits = sub(credit.pendingCredits, record.amountMinor, 'pendingCredits');
+  subPair(from, credit, true, t.amountOf(i), t.amount[i] ?? WIDE);
   if (to === Status.postedPending) {
-    from.postedDebits = add(from.postedDebits, entry.amountMinor, 'postedDebits');
-    credit.postedCredits = add(credit.postedCredits, entry.amountMinor, 'postedCredits');
-    record.postedAmountMinor = entry.amountMinor;
+    addPair(from, credit, false, entry.amountMinor, narrow(entry.amountMinor));
+    t.setPosted(i, entry.amountMinor);
   }
-  record.status = to;
-  if (record.heapIndex !== -1) state.timeouts.remove(record);
-  pushEffect(book, entry, from, credit);
+  t.status[i] = to;
+  t.settleSequence[i] = entry.sequence;
+  t.settleTime[i] = entry.time;
+  dropHold(state, book, i);
+  const code = 2 * i + 1;
+  from.pushCode(code);
+  credit.pushCode(code);
 }
 
-/** Roll back a transfer or rejection created in the current atomic batch (newest first). */
-export function undoTransfer(state: ShardState, book: TenantBook, record: TransferRecord): void {
-  book.transfers.removeNewest(record);
-  if (record.status === Status.rejected) return;
-  const from = mustAccount(book, record.fromAccountId);
-  const to = mustAccount(book, record.toAccountId);
-  if (record.status === Status.pending) {
-    from.pendingDebits = sub(from.pendingDebits, record.amountMinor, 'pendingDebits');
-    to.pendingCredits = sub(to.pendingCredits, record.amountMinor, 'pendingCredits');
-    if (record.heapIndex !== -1) state.timeouts.remove(record);
-  } else if (record.status === Status.posted) {
-    from.postedDebits = sub(from.postedDebits, record.amountMinor, 'postedDebits');
-    to.postedCredits = sub(to.postedCredits, record.amountMinor, 'postedCredits');
-  } else {
-    throw new Error(`ledger: undo of ${record.id} in status ${record.status}`);
-  }
-  popEffect(book.effects, record);
-  popEffect(from.history, record);
-  popEffect(to.history, record);
+function dropHold(state: ShardState, book: TenantBook, i: number): void {
+  const hold = book.holds.get(i);
+  if (hold === undefined) return;
+  book.holds.delete(i);
+  if (hold.heapIndex !== -1) state.timeouts.remove(hold);
 }
 
-function popEffect(rows: HistoryRow[], record: TransferRecord): void {
-  const row = rows.pop();
-  if (row === undefined || row.sequence !== record.sequence) {
-    throw new Error(`ledger: undo of ${record.id} does not match the newest effect`);
+/** Roll back the newest transfer or rejection, created in the current atomic batch. */
+export function undoTransfer(state: ShardState, book: TenantBook, i: number): void {
+  const t = book.transfers;
+  if (i !== t.count - 1) throw new Error(`ledger: undo of ${t.ids.keyAt(i)}, not the newest`);
+  const status = t.statusOf(i);
+  if (status !== Status.rejected) {
+    if (status !== Status.pending && status !== Status.posted) {
+      throw new Error(`ledger: undo of ${t.ids.keyAt(i)} in status ${status}`);
+    }
+    const from = book.account(t.from[i] ?? WIDE);
+    const to = book.account(t.to[i] ?? WIDE);
+    subPair(from, to, status === Status.pending, t.amountOf(i), t.amount[i] ?? WIDE);
+    dropHold(state, book, i);
+    to.popCode(2 * i);
+    from.popCode(2 * i);
   }
+  t.removeLast();
+}
+
+/** Whether `body` equals the body of transfer `i` (same id again: a replay, not a conflict). */
+export function sameBody(book: TenantBook, i: number, body: TransferBody): boolean {
+  const t = book.transfers;
+  const extra = t.extras.get(i);
+  if (extra !== undefined) {
+    return extra.fromAccountId === body.fromAccountId && extra.toAccountId === body.toAccountId &&
+      extra.currencyCode === body.currencyCode && extra.description === body.description &&
+      extra.paymentTypeId === body.paymentTypeId && extra.pending === body.pending &&
+      extra.timeoutSeconds === body.timeoutSeconds && t.amountOf(i) === body.amountMinor;
+  }
+  const from = book.account(t.from[i] ?? WIDE);
+  const n = t.amount[i] ?? WIDE;
+  return from.id === body.fromAccountId && book.account(t.to[i] ?? WIDE).id === body.toAccountId &&
+    from.currencyCode === body.currencyCode && body.description === null &&
+    body.paymentTypeId === null && body.timeoutSeconds === null &&
+    t.isPending(i) === body.pending &&
+    (n !== WIDE ? narrow(body.amountMinor) === n : t.amountOf(i) === body.amountMinor);
 }
 
 /** An account the journal or a record says exists; missing means corrupted state (a bug). */

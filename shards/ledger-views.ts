@@ -12,8 +12,10 @@ import type {
   Outcome,
   TransactionStatus,
   TransactionView,
+  TransferCmd,
 } from '../protocol/types.js';
-import { Status, type Account, type ShardState, type TransferRecord } from './ledger-book.js';
+import type { JournalEntry } from '../protocol/journal-entry.js';
+import { Status, type Account, type ShardState, type TenantBook } from './ledger-book.js';
 
 /** Upper bound on one page of entries, whatever limit the caller asks for. */
 export const MAX_PAGE = 1000;
@@ -54,27 +56,62 @@ const STATUS_NAMES: Readonly<Record<number, TransactionStatus>> = {
   [Status.voidedTimeout]: 'voided',
 };
 
+/** Logical ms of a hold's automatic void, or null (the transfer has no timeout). */
+export function expiresAt(book: TenantBook, i: number): number | null {
+  const t = book.transfers;
+  const extra = t.extras.get(i);
+  if (extra === undefined || t.status[i] === Status.rejected || !extra.pending ||
+    !extra.timeoutSeconds) {
+    return null;
+  }
+  return (t.time[i] ?? 0) + extra.timeoutSeconds * 1000;
+}
+
 /**
- * `original`: the view as the creating call answered it (what a replay returns);
- * otherwise the current status.
+ * Transfer `i` of `book`. `original`: the view as the creating call answered it (what a
+ * replay returns); otherwise the current status.
  */
-export function transactionView(record: TransferRecord, original: boolean): TransactionView {
-  const statusCode = original ? (record.pending ? Status.pending : Status.posted) : record.status;
+export function transactionView(book: TenantBook, i: number, original: boolean): TransactionView {
+  const t = book.transfers;
+  const pending = t.isPending(i);
+  const statusCode = original ? (pending ? Status.pending : Status.posted) : t.statusOf(i);
   const status = STATUS_NAMES[statusCode];
-  if (status === undefined) throw new Error(`ledger: ${record.id} has no view (rejection)`);
+  const id = t.ids.keyAt(i);
+  if (status === undefined) throw new Error(`ledger: ${id} has no view (rejection)`);
+  const from = book.account(t.from[i] ?? -1);
+  const extra = t.extras.get(i);
   return {
-    id: record.id,
+    id,
     status,
-    fromAccountId: record.fromAccountId,
-    toAccountId: record.toAccountId,
-    amountMinor: record.amountMinor,
-    postedAmountMinor: original && record.pending ? 0n : record.postedAmountMinor,
-    currencyCode: record.currencyCode,
-    description: record.description,
-    paymentTypeId: record.paymentTypeId,
-    createdAt: record.createdAt,
-    sequence: record.sequence,
-    expiresAt: record.expiresAt,
+    fromAccountId: from.id,
+    toAccountId: book.account(t.to[i] ?? -1).id,
+    amountMinor: t.amountOf(i),
+    postedAmountMinor: original && pending ? 0n : t.postedOf(i),
+    currencyCode: extra === undefined ? from.currencyCode : extra.currencyCode,
+    description: extra === undefined ? null : extra.description,
+    paymentTypeId: extra === undefined ? null : extra.paymentTypeId,
+    createdAt: t.time[i] ?? 0,
+    sequence: t.sequence[i] ?? 0,
+    expiresAt: expiresAt(book, i),
+  };
+}
+
+/** The answer to the call that just created a transfer, straight from its command. */
+export function createdView(cmd: TransferCmd, entry: JournalEntry): TransactionView {
+  const timeout = cmd.timeoutSeconds;
+  return {
+    id: cmd.id,
+    status: cmd.pending ? 'pending' : 'posted',
+    fromAccountId: cmd.fromAccountId,
+    toAccountId: cmd.toAccountId,
+    amountMinor: cmd.amountMinor,
+    postedAmountMinor: cmd.pending ? 0n : cmd.amountMinor,
+    currencyCode: cmd.currencyCode,
+    description: cmd.description,
+    paymentTypeId: cmd.paymentTypeId,
+    createdAt: entry.time,
+    sequence: entry.sequence,
+    expiresAt: cmd.pending && timeout ? entry.time + timeout * 1000 : null,
   };
 }
 
@@ -89,11 +126,12 @@ export function getTransaction(
   tenant: string,
   cmd: GetTransactionCmd,
 ): Outcome {
-  const record = state.tenants.get(tenant)?.transfers.get(cmd.id);
-  if (record === undefined || record.status === Status.rejected) {
+  const book = state.tenants.get(tenant);
+  const i = book === undefined ? -1 : book.transfers.ids.find(cmd.id);
+  if (book === undefined || i === -1 || book.transfers.status[i] === Status.rejected) {
     return failure('transaction_not_found');
   }
-  return { ok: true, created: false, value: transactionView(record, false) };
+  return { ok: true, created: false, value: transactionView(book, i, false) };
 }
 
 /** Cursors are the decimal index of the next history row: canonical digits only. */
@@ -108,14 +146,13 @@ export function listEntries(state: ShardState, tenant: string, cmd: ListEntriesC
   const account = state.tenants.get(tenant)?.accounts.get(cmd.accountId);
   if (account === undefined) return failure('account_not_found');
   if (!Number.isSafeInteger(cmd.limit) || cmd.limit < 1) return failure('invalid_request');
-  const history = account.history;
-  const start = parseCursor(cmd.after, history.length);
+  const length = account.historyLength;
+  const start = parseCursor(cmd.after, length);
   if (start === null) return failure('invalid_cursor');
-  const end = Math.min(history.length, start + Math.min(cmd.limit, MAX_PAGE));
+  const end = Math.min(length, start + Math.min(cmd.limit, MAX_PAGE));
   const entries: AccountEntryView[] = [];
   for (let i = start; i < end; i++) {
-    const row = history[i];
-    if (row === undefined) break;
+    const row = account.book.historyRow(account, i);
     entries.push({
       sequence: row.sequence,
       transactionId: row.id,
@@ -127,6 +164,6 @@ export function listEntries(state: ShardState, tenant: string, cmd: ListEntriesC
       createdAt: row.time,
     });
   }
-  const page: EntriesPage = { entries, next: end < history.length ? String(end) : null };
+  const page: EntriesPage = { entries, next: end < length ? String(end) : null };
   return { ok: true, created: false, value: page };
 }

@@ -15,12 +15,15 @@ import {
   type TransferCmd,
   type VoidCmd,
 } from '../protocol/types.js';
+import { narrowShortOfFunds } from './account.js';
 import {
   MAX_MINOR,
+  NO_TRANSFER_DETAIL,
   Status,
+  VOID_CLIENT_DETAIL,
+  VOID_TIMEOUT_DETAIL,
   bookFor,
   createTransfer,
-  mustAccount,
   openAccount,
   recordRejection,
   sameBody,
@@ -29,25 +32,30 @@ import {
   type Account,
   type ShardState,
   type StatusCode,
-  type TransferRecord,
+  type TenantBook,
 } from './ledger-book.js';
 import {
   accountView,
+  createdView,
   failure,
   getAccount,
   getTransaction,
   listEntries,
   transactionView,
 } from './ledger-views.js';
+import { WIDE, narrow } from './transfer-columns.js';
 
-export { ShardState, createShardState } from './ledger-book.js';
+export {
+  NO_TRANSFER_DETAIL,
+  ShardState,
+  VOID_CLIENT_DETAIL,
+  VOID_TIMEOUT_DETAIL,
+  createShardState,
+} from './ledger-book.js';
 export { applyEntry } from './entry-replay.js';
 
 /** Longest hold a pending transfer may ask for (ten years); keeps expiresAt a safe integer. */
 export const MAX_TIMEOUT_SECONDS = 10 * 366 * 24 * 3600;
-export const NO_TRANSFER_DETAIL = '{"description":null,"paymentTypeId":null,"timeoutSeconds":null}';
-export const VOID_CLIENT_DETAIL = '{"reason":"client"}';
-export const VOID_TIMEOUT_DETAIL = '{"reason":"timeout"}';
 
 /**
  * Apply a batch in order: push exactly one Outcome per envelope into `results`, and the new
@@ -136,12 +144,7 @@ function expireHolds(state: ShardState, entries: JournalEntry[]): void {
   for (let budget = heap.size; budget > 0; budget--) {
     const top = heap.peek();
     if (top === undefined || top.expiresAt === null || top.expiresAt > state.time) return;
-    const book = bookFor(state, top.tenant);
-    const from = mustAccount(book, top.fromAccountId);
-    const to = mustAccount(book, top.toAccountId);
-    const entry = emit(state, entries, 'void', top.tenant, top.id, from.id, to.id,
-      top.amountMinor, top.currencyCode, VOID_TIMEOUT_DETAIL);
-    settlePending(state, book, top, entry, Status.voidedTimeout, from, to);
+    settle(state, top.book, top.index, entries, Status.voidedTimeout, null);
   }
 }
 
@@ -183,6 +186,12 @@ function refusal(cmd: TransferCmd, from: Account | undefined, to: Account | unde
   const currency = cmd.currencyCode;
   if (currency !== from.currencyCode || currency !== to.currencyCode) return 'currency_mismatch';
   const amount = cmd.amountMinor;
+  // The common case, without bigint work: a safe-integer amount between accounts whose totals
+  // are safe integers cannot overflow either side, so only funds need checking.
+  const n = narrow(amount);
+  if (n !== WIDE && !from.wide && !to.wide) {
+    return narrowShortOfFunds(from, n) ? 'insufficient_funds' : null;
+  }
   // Posted plus pending must fit on each side, so posting a hold can never overflow later.
   if (from.postedDebits + from.pendingDebits + amount > MAX_MINOR) return 'balance_overflow';
   if (to.postedCredits + to.pendingCredits + amount > MAX_MINOR) return 'balance_overflow';
@@ -215,37 +224,37 @@ function transfer(
   tenant: string,
   cmd: TransferCmd,
   entries: JournalEntry[],
-  created: TransferRecord[] | null,
+  created: number[] | null,
 ): Outcome {
   const malformed = malformedTransfer(cmd);
   if (malformed !== null) return failure(malformed);
   const book = bookFor(state, tenant);
-  const existing = book.transfers.get(cmd.id);
-  if (existing !== undefined) return replay(existing, cmd);
+  const existing = book.transfers.ids.find(cmd.id);
+  if (existing !== -1) return replay(book, existing, cmd);
   const from = book.accounts.get(cmd.fromAccountId);
   const to = book.accounts.get(cmd.toAccountId);
   const code = cmd.fromAccountId === cmd.toAccountId ? 'same_account' : refusal(cmd, from, to);
-  let record: TransferRecord;
   if (code !== null || from === undefined || to === undefined) {
     const rejected = code ?? 'account_not_found';
     const entry = emit(state, entries, 'reject', tenant, cmd.id, cmd.fromAccountId,
       cmd.toAccountId, cmd.amountMinor, cmd.currencyCode, rejectDetail(rejected, cmd));
-    record = recordRejection(book, entry, cmd, rejected);
-    if (created !== null) created.push(record);
+    const index = recordRejection(book, entry, cmd, rejected);
+    if (created !== null) created.push(index);
     return failure(rejected);
   }
   const entry = emit(state, entries, cmd.pending ? 'pending' : 'post', tenant, cmd.id,
     from.id, to.id, cmd.amountMinor, cmd.currencyCode, transferDetail(cmd));
-  record = createTransfer(state, book, entry, cmd, from, to);
-  if (created !== null) created.push(record);
-  return { ok: true, created: true, value: transactionView(record, true) };
+  const index = createTransfer(state, book, entry, cmd.pending, cmd, from, to);
+  if (created !== null) created.push(index);
+  return { ok: true, created: true, value: createdView(cmd, entry) };
 }
 
 /** Same id again: the original answer for the same body, `conflict` for another one. */
-function replay(record: TransferRecord, cmd: TransferCmd): Outcome {
-  if (!sameBody(record, cmd)) return failure('conflict');
-  if (record.rejectCode !== null) return failure(record.rejectCode);
-  return { ok: true, created: false, value: transactionView(record, true) };
+function replay(book: TenantBook, i: number, cmd: TransferCmd): Outcome {
+  if (!sameBody(book, i, cmd)) return failure('conflict');
+  const rejectCode = book.transfers.extras.get(i)?.rejectCode ?? null;
+  if (rejectCode !== null) return failure(rejectCode);
+  return { ok: true, created: false, value: transactionView(book, i, true) };
 }
 
 function transferBatch(
@@ -258,7 +267,7 @@ function transferBatch(
   if (items.length > MAX_BATCH) return failure('batch_too_large');
   const sequenceBefore = state.sequence;
   const entriesBefore = entries.length;
-  const created: TransferRecord[] | null = cmd.atomic ? [] : null;
+  const created: number[] | null = cmd.atomic ? [] : null;
   const results: Outcome[] = [];
   let applied = false;
   let failed = false;
@@ -274,8 +283,8 @@ function transferBatch(
   // Atomic and something failed: undo newest first, forget the entries and their sequences.
   const book = bookFor(state, tenant);
   for (let i = created.length - 1; i >= 0; i--) {
-    const record = created[i];
-    if (record !== undefined) undoTransfer(state, book, record);
+    const index = created[i];
+    if (index !== undefined) undoTransfer(state, book, index);
   }
   state.sequence = sequenceBefore;
   entries.length = entriesBefore;
@@ -297,24 +306,22 @@ const POST_REFUSALS: Readonly<Record<StatusCode, ErrorCode | null>> = {
 
 function post(state: ShardState, tenant: string, cmd: PostCmd, entries: JournalEntry[]): Outcome {
   const book = state.tenants.get(tenant);
-  const record = book?.transfers.get(cmd.id);
-  if (book === undefined || record === undefined) return failure('transaction_not_found');
+  const i = book === undefined ? -1 : book.transfers.ids.find(cmd.id);
+  if (book === undefined || i === -1) return failure('transaction_not_found');
+  const t = book.transfers;
+  const status = t.statusOf(i);
   const requested = cmd.amountMinor;
-  if (record.status === Status.postedPending &&
-    (requested === null || requested === record.postedAmountMinor)) {
-    return { ok: true, created: false, value: transactionView(record, false) };
+  if (status === Status.postedPending && (requested === null || requested === t.postedOf(i))) {
+    return { ok: true, created: false, value: transactionView(book, i, false) };
   }
-  const refused = POST_REFUSALS[record.status];
+  const refused = POST_REFUSALS[status];
   if (refused !== null) return failure(refused);
-  const amount = requested ?? record.amountMinor;
+  const held = t.amountOf(i);
+  const amount = requested ?? held;
   if (amount <= 0n) return failure('invalid_amount');
-  if (amount > record.amountMinor) return failure('amount_exceeds_pending');
-  const from = mustAccount(book, record.fromAccountId);
-  const to = mustAccount(book, record.toAccountId);
-  const entry = emit(state, entries, 'post-pending', tenant, record.id, from.id, to.id, amount,
-    record.currencyCode, '');
-  settlePending(state, book, record, entry, Status.postedPending, from, to);
-  return { ok: true, created: true, value: transactionView(record, false) };
+  if (amount > held) return failure('amount_exceeds_pending');
+  settle(state, book, i, entries, Status.postedPending, amount);
+  return { ok: true, created: true, value: transactionView(book, i, false) };
 }
 
 /** Business answer to voiding a transfer in each status (null: void it; 'ok': already). */
@@ -334,15 +341,33 @@ function voidTransfer(
   entries: JournalEntry[],
 ): Outcome {
   const book = state.tenants.get(tenant);
-  const record = book?.transfers.get(cmd.id);
-  if (book === undefined || record === undefined) return failure('transaction_not_found');
-  const refused = VOID_REFUSALS[record.status];
-  if (refused === 'ok') return { ok: true, created: false, value: transactionView(record, false) };
+  const i = book === undefined ? -1 : book.transfers.ids.find(cmd.id);
+  if (book === undefined || i === -1) return failure('transaction_not_found');
+  const refused = VOID_REFUSALS[book.transfers.statusOf(i)];
+  if (refused === 'ok') return { ok: true, created: false, value: transactionView(book, i, false) };
   if (refused !== null) return failure(refused);
-  const from = mustAccount(book, record.fromAccountId);
-  const to = mustAccount(book, record.toAccountId);
-  const entry = emit(state, entries, 'void', tenant, record.id, from.id, to.id,
-    record.amountMinor, record.currencyCode, VOID_CLIENT_DETAIL);
-  settlePending(state, book, record, entry, Status.voidedClient, from, to);
-  return { ok: true, created: true, value: transactionView(record, false) };
+  settle(state, book, i, entries, Status.voidedClient, null);
+  return { ok: true, created: true, value: transactionView(book, i, false) };
+}
+
+/** Emit the post-pending (posting `posted`) or void entry of hold `i` and apply it. */
+function settle(
+  state: ShardState,
+  book: TenantBook,
+  i: number,
+  entries: JournalEntry[],
+  to: StatusCode,
+  posted: bigint | null,
+): void {
+  const t = book.transfers;
+  const from = book.account(t.from[i] ?? WIDE);
+  const credit = book.account(t.to[i] ?? WIDE);
+  const currency = t.extras.get(i)?.currencyCode ?? from.currencyCode;
+  const id = t.ids.keyAt(i);
+  const entry = posted !== null
+    ? emit(state, entries, 'post-pending', book.tenant, id, from.id, credit.id, posted,
+      currency, '')
+    : emit(state, entries, 'void', book.tenant, id, from.id, credit.id, t.amountOf(i), currency,
+      to === Status.voidedTimeout ? VOID_TIMEOUT_DETAIL : VOID_CLIENT_DETAIL);
+  settlePending(state, book, i, entry, to, from, credit);
 }
