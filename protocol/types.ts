@@ -31,8 +31,15 @@ export interface TransferCmd {
 export interface PostCmd {
   op: 'post';
   id: string;
-  /** null: post the whole pending amount */
+  /** null: post the whole pending amount (or `amountDecimal`, when given) */
   amountMinor: bigint | null;
+  /**
+   * a decimal amount as sent (`"20.00"`), converted by the shard with the transaction's own
+   * currency exponent, since only the shard knows that currency
+   */
+  amountDecimal?: string | null;
+  /** when the client names a currency, it must be the transaction's */
+  currencyCode?: string | null;
 }
 
 export interface VoidCmd {
@@ -124,6 +131,8 @@ export interface AccountEntryView {
 export interface EntriesPage {
   entries: AccountEntryView[];
   next: string | null;
+  /** the account's currency, so entries can carry decimal amounts */
+  currencyCode?: string;
 }
 
 export type EntryKind = 'account-open' | 'post' | 'pending' | 'post-pending' | 'void' | 'reject';

@@ -234,11 +234,18 @@ function readAmount(
     return required ? r.fail('invalid_request', 'amount', 'required (or amountMinor)') : null;
   }
   if (currency !== null) return readDecimal(r, amount, currency);
+  // Only post comes here: the shard converts the decimal with the transaction's currency.
+  return null;
+}
+
+/** post's decimal amount without currencyCode: checked for shape here, converted by the shard. */
+function readPostDecimal(r: Reader): string | null | Invalid {
+  const amount = r.get('amount');
+  if (amount === undefined || r.get('currencyCode') !== undefined) return null;
   const input = decimalInput(amount);
   if (input === undefined) return r.wrongType('amount', 'decimal string or number', amount);
   if (!isPlainDecimal(input)) return r.fail('invalid_amount', 'amount', 'not a plain decimal');
-  const detail = 'post with amount needs currencyCode, or use amountMinor';
-  return r.fail('invalid_request', 'amount', detail);
+  return input instanceof DecimalText ? input.text : String(input);
 }
 
 // ---- metadata ------------------------------------------------------------------------
@@ -362,7 +369,9 @@ function post(r: Reader): PostCmd | Invalid {
   if (currency instanceof Invalid) return currency;
   const amountMinor = readAmount(r, currency, false);
   if (amountMinor instanceof Invalid) return amountMinor;
-  return { op: 'post', id, amountMinor };
+  const amountDecimal = readPostDecimal(r);
+  if (amountDecimal instanceof Invalid) return amountDecimal;
+  return { op: 'post', id, amountMinor, amountDecimal, currencyCode: currency };
 }
 
 function batchItem(item: unknown, index: number): TransferCmd | Invalid {

@@ -100,7 +100,8 @@ export function renderEntry(e: AccountEntryView, currencyCode?: string): JsonObj
 }
 
 export function renderEntriesPage(page: EntriesPage, currencyCode?: string): JsonObject {
-  return { entries: page.entries.map((e) => renderEntry(e, currencyCode)), next: page.next };
+  const currency = currencyCode ?? page.currencyCode;
+  return { entries: page.entries.map((e) => renderEntry(e, currency)), next: page.next };
 }
 
 /** One batch item: the transaction, or {"error": {...}}. */

@@ -164,6 +164,7 @@ export function listEntries(state: ShardState, tenant: string, cmd: ListEntriesC
       createdAt: row.time,
     });
   }
-  const page: EntriesPage = { entries, next: end < length ? String(end) : null };
+  const next = end < length ? String(end) : null;
+  const page: EntriesPage = { entries, next, currencyCode: account.currencyCode };
   return { ok: true, created: false, value: page };
 }

@@ -162,6 +162,19 @@ describe('two-phase transfers', () => {
       .toBe('transaction_not_pending');
   });
 
+  it('reads a decimal post amount with the transaction\'s own currency exponent', () => {
+    const shard = funded();
+    shard.one(tx('h', 'alice', 'bob', 600n, { pending: true }));
+    expect(code(shard.one({ op: 'post', id: 'h', amountMinor: null, amountDecimal: '1.005' })))
+      .toBe('invalid_amount');
+    expect(code(shard.one({ op: 'post', id: 'h', amountMinor: 250n, currencyCode: 'EUR' })))
+      .toBe('currency_mismatch');
+    const posted = shard.one({ op: 'post', id: 'h', amountMinor: null, amountDecimal: '2.50' });
+    expect(value<TransactionView>(posted)).toMatchObject({ postedAmountMinor: 250n });
+    expect(shard.one({ op: 'post', id: 'h', amountMinor: null, amountDecimal: '2.50' }))
+      .toMatchObject({ ok: true, created: false });
+  });
+
   it('refuses to post more than the hold', () => {
     const shard = funded();
     shard.one(tx('h', 'alice', 'bob', 100n, { pending: true }));

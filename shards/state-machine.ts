@@ -15,6 +15,7 @@ import {
   type TransferCmd,
   type VoidCmd,
 } from '../protocol/types.js';
+import { parseAmount } from '../protocol/money.js';
 import { narrowShortOfFunds } from './account.js';
 import {
   MAX_MINOR,
@@ -310,7 +311,8 @@ function post(state: ShardState, tenant: string, cmd: PostCmd, entries: JournalE
   if (book === undefined || i === -1) return failure('transaction_not_found');
   const t = book.transfers;
   const status = t.statusOf(i);
-  const requested = cmd.amountMinor;
+  const requested = postAmount(book, i, cmd);
+  if (typeof requested === 'string') return failure(requested);
   if (status === Status.postedPending && (requested === null || requested === t.postedOf(i))) {
     return { ok: true, created: false, value: transactionView(book, i, false) };
   }
@@ -322,6 +324,17 @@ function post(state: ShardState, tenant: string, cmd: PostCmd, entries: JournalE
   if (amount > held) return failure('amount_exceeds_pending');
   settle(state, book, i, entries, Status.postedPending, amount);
   return { ok: true, created: true, value: transactionView(book, i, false) };
+}
+
+/** The amount a post asks for, in the transaction's own currency (null: all of it). */
+function postAmount(book: TenantBook, i: number, cmd: PostCmd): bigint | null | ErrorCode {
+  const needsCurrency = (cmd.currencyCode ?? null) !== null || (cmd.amountDecimal ?? null) !== null;
+  if (!needsCurrency) return cmd.amountMinor;
+  const currency = book.transfers.extras.get(i)?.currencyCode
+    ?? book.account(book.transfers.from[i] ?? -1).currencyCode;
+  if ((cmd.currencyCode ?? currency) !== currency) return 'currency_mismatch';
+  const decimal = cmd.amountDecimal ?? null;
+  return decimal === null ? cmd.amountMinor : parseAmount(decimal, currency);
 }
 
 /** Business answer to voiding a transfer in each status (null: void it; 'ok': already). */
