@@ -3,6 +3,7 @@
 
 import { ENTRY_KINDS, HASH_BYTES, type JournalEntry } from '../protocol/journal-entry.js';
 import type { EntryKind } from '../protocol/types.js';
+import { grownBuffer } from '../protocol/grow-buffer.js';
 
 /*
  * Binary COPY layout (PostgreSQL docs, "COPY ... Binary Format"; all integers big-endian):
@@ -73,13 +74,7 @@ export class CopyBinaryEncoder {
 
   /** Make room for `bytes` more bytes. */
   ensure(bytes: number): void {
-    const need = this.used + bytes;
-    if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.used);
-    this.buf = next;
+    this.buf = grownBuffer(this.buf, this.used, this.used + bytes);
   }
 
   row(fieldCount: number): void {

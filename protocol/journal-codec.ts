@@ -5,6 +5,7 @@ import * as crypto from 'node:crypto';
 import { ENTRY_KINDS, HASH_BYTES } from './journal-entry.js';
 import type { JournalEntry } from './journal-entry.js';
 import type { EntryKind } from './types.js';
+import { grownBuffer } from './grow-buffer.js';
 
 /*
  * Record layout, version 1 (all integers little-endian):
@@ -160,10 +161,7 @@ export class EntryEncoder {
   private ensure(extra: number): void {
     const need = this.used + extra;
     if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.used);
+    const next = grownBuffer(this.buf, this.used, need);
     this.buf = next;
     this.view = viewOf(next);
   }
