@@ -12,7 +12,10 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 # Manifests first, so the dependency layer is reused until package*.json change.
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# `npm install` with the committed lock, not `npm ci`: msgpackr's optional native helpers for
+# other platforms are absent from the lock (the registry this was built against lacks them),
+# which `npm ci` treats as a lock out of sync. Versions still come from the lock.
+RUN npm install --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY protocol ./protocol
 COPY shards ./shards
@@ -32,7 +35,7 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 # Runtime dependencies only (no typescript, vitest, tsx); the cache is not part of the image.
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # The data directory is the only path the pod writes: layout.json, tenants.json, journal and
 # snapshots in embedded mode; with LEDGER_PG_URLS tenants and journal live in PostgreSQL, and

@@ -296,8 +296,8 @@ describe('Dockerfile', () => {
       'ARG NODE_IMAGE=node:20-bookworm-slim',
     );
     const build = stages[0] ?? [];
-    expect(find(build, 'RUN').join('\n')).toMatch(/npm ci[\s\S]*npm run build/);
-    expect(find(runtime, 'RUN').join('\n')).toMatch(/npm ci --omit=dev/);
+    expect(find(build, 'RUN').join('\n')).toMatch(/npm install[\s\S]*npm run build/);
+    expect(find(runtime, 'RUN').join('\n')).toMatch(/npm install --omit=dev/);
     expect(find(runtime, 'COPY')).toContain('--from=build /app/dist ./dist');
     for (const copy of find(build, 'COPY')) {
       const sources = copy
