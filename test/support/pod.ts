@@ -2,7 +2,7 @@
 // PostgreSQL databases and so the tenant registry (database 0). Kills only its own.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -179,6 +179,29 @@ export async function admin(
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** Moves `shard` to pod `to` (asked of `via`, relayed to the owner) and waits for the end. */
+export async function moveShard(via: PodProcess, shard: number, to: string): Promise<void> {
+  const r = await admin(via, 'POST', `/shards/${shard}/move`, { to, wait: true });
+  if (r.status !== 200) {
+    throw new Error(`move of shard ${shard} to ${to}: ${r.status} ${JSON.stringify(r.body)}`);
+  }
+}
+
+/** The JSON log lines of `pod` (main thread and workers) whose `event` field is `event`. */
+export function logEvents(pod: PodProcess, event: string): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of readFileSync(pod.logFile, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const row = JSON.parse(line) as Record<string, unknown>;
+      if (row.event === event) out.push(row);
+    } catch {
+      // a line cut short by the kill, or not ours
+    }
+  }
+  return out;
 }
 
 export function removeFixture(fx: ClusterFixture, keep: boolean): void {
