@@ -18,18 +18,27 @@ export interface JsonObject {
   [key: string]: JsonValue;
 }
 
-// The items of one batch share one logical time, so the last formatting is nearly always
-// the next one too: one Date and one string per batch instead of per item (a pure cache).
-let lastMs = Number.NaN;
-let lastIso = '';
-
 /** Logical ms since the Unix epoch as ISO-8601 UTC (`2024-05-01T12:00:00.000Z`). */
 export function isoTime(ms: number): string {
-  if (ms !== lastMs) {
-    lastIso = new Date(ms).toISOString();
-    lastMs = ms;
-  }
-  return lastIso;
+  return new Date(ms).toISOString();
+}
+
+export type TimeFormat = (ms: number) => string;
+
+/**
+ * isoTime remembering its last answer, for one batch or page: its items share one logical
+ * time, so this makes one Date and one string per batch instead of one per item.
+ */
+function sharedTimeFormat(): TimeFormat {
+  let lastMs = Number.NaN;
+  let lastIso = '';
+  return (ms) => {
+    if (ms !== lastMs) {
+      lastIso = isoTime(ms);
+      lastMs = ms;
+    }
+    return lastIso;
+  };
 }
 
 export function renderError(error: ErrorRecord): JsonObject {
@@ -60,7 +69,7 @@ export function renderAccount(a: AccountView): JsonObject {
  * a pending transfer posted for less than its hold. description, paymentTypeId and
  * expiresAt appear only when set.
  */
-export function renderTransaction(t: TransactionView): JsonObject {
+export function renderTransaction(t: TransactionView, time: TimeFormat = isoTime): JsonObject {
   const body: JsonObject = {
     id: t.id,
     status: t.status,
@@ -76,9 +85,9 @@ export function renderTransaction(t: TransactionView): JsonObject {
   body.currencyCode = t.currencyCode;
   if (t.description !== null) body.description = t.description;
   if (t.paymentTypeId !== null) body.paymentTypeId = t.paymentTypeId;
-  body.createdAt = isoTime(t.createdAt);
+  body.createdAt = time(t.createdAt);
   body.sequence = t.sequence;
-  if (t.expiresAt !== null) body.expiresAt = isoTime(t.expiresAt);
+  if (t.expiresAt !== null) body.expiresAt = time(t.expiresAt);
   return body;
 }
 
@@ -86,7 +95,11 @@ export function renderTransaction(t: TransactionView): JsonObject {
  * Entries carry no currency of their own (EntriesPage does not name the account's), so
  * `amount` is added only when the caller passes the account's currency.
  */
-export function renderEntry(e: AccountEntryView, currencyCode?: string): JsonObject {
+export function renderEntry(
+  e: AccountEntryView,
+  currencyCode?: string,
+  time: TimeFormat = isoTime,
+): JsonObject {
   const body: JsonObject = {
     sequence: e.sequence,
     transactionId: e.transactionId,
@@ -95,22 +108,26 @@ export function renderEntry(e: AccountEntryView, currencyCode?: string): JsonObj
   };
   if (currencyCode !== undefined) body.amount = formatAmount(e.amountMinor, currencyCode);
   body.amountMinor = e.amountMinor.toString();
-  body.createdAt = isoTime(e.createdAt);
+  body.createdAt = time(e.createdAt);
   return body;
 }
 
 export function renderEntriesPage(page: EntriesPage, currencyCode?: string): JsonObject {
   const currency = currencyCode ?? page.currencyCode;
-  return { entries: page.entries.map((e) => renderEntry(e, currency)), next: page.next };
+  const time = sharedTimeFormat();
+  return { entries: page.entries.map((e) => renderEntry(e, currency, time)), next: page.next };
 }
 
 /** One batch item: the transaction, or {"error": {...}}. */
-export function renderBatchItem(outcome: Outcome): JsonObject {
-  return outcome.ok ? renderValue(outcome.value) : renderError(outcome.error);
+export function renderBatchItem(outcome: Outcome, time: TimeFormat = isoTime): JsonObject {
+  if (!outcome.ok) return renderError(outcome.error);
+  const v = outcome.value;
+  return 'id' in v && 'status' in v ? renderTransaction(v, time) : renderValue(v);
 }
 
 export function renderBatch(batch: BatchResultValue): JsonObject {
-  return { results: batch.results.map(renderBatchItem) };
+  const time = sharedTimeFormat();
+  return { results: batch.results.map((o) => renderBatchItem(o, time)) };
 }
 
 /** Any result value in its public shape; used for HTTP bodies and WebSocket results. */

@@ -21,6 +21,7 @@ import type { Command, Envelope, Outcome, TransferCmd } from '../protocol/types.
 import { encodeSnapshot } from '../shards/snapshot-codec.js';
 import { applyBatch, createShardState, type ShardState } from '../shards/state-machine.js';
 import { runAudit } from '../src/audit/run-audit.js';
+import { adminQuery, pgUrl } from './support/pg.js';
 
 const T0 = Date.UTC(2024, 0, 1);
 const HOUR = 3_600_000;
@@ -534,18 +535,7 @@ describe('usage', () => {
   });
 });
 
-const PG_ADMIN = 'postgres://postgres@127.0.0.1:5432/postgres';
-
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: PG_ADMIN });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
+/** One query on a test database, on a connection of its own. */
 async function sql(url: string, text: string, values: unknown[] = []): Promise<pg.QueryResult> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -556,23 +546,20 @@ async function sql(url: string, text: string, values: unknown[] = []): Promise<p
   }
 }
 
-function dbUrl(name: string): string {
-  return `postgres://postgres@127.0.0.1:5432/${name}`;
-}
-
 describe('audit of a PostgreSQL journal', () => {
   const prefix = `ledger_audit_${process.pid}`;
   const created: string[] = [];
   const honest = [`${prefix}_a`, `${prefix}_b`];
 
   async function createDb(name: string, template?: string): Promise<void> {
-    await admin(`CREATE DATABASE ${name}${template === undefined ? '' : ` TEMPLATE ${template}`}`);
+    const from = template === undefined ? '' : ` TEMPLATE ${template}`;
+    await adminQuery(`CREATE DATABASE ${name}${from}`);
     created.push(name);
   }
 
   beforeAll(async () => {
     for (const name of honest) await createDb(name);
-    const urls = honest.map(dbUrl);
+    const urls = honest.map(pgUrl);
     const first = new PgJournal(urls, { podId: 'pod-a' });
     const driver = new Driver(first);
     await driver.reopen(first, 0);
@@ -598,14 +585,14 @@ describe('audit of a PostgreSQL journal', () => {
   });
 
   afterAll(async () => {
-    for (const name of created) await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    for (const name of created) await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   });
 
   /** Copies of the honest databases to tamper with; shard 0 lives in the first. */
   async function copies(tag: string): Promise<string[]> {
     const names = honest.map((h) => `${h}_${tag}`);
     for (let i = 0; i < names.length; i++) await createDb(names[i] ?? '', honest[i]);
-    return names.map(dbUrl);
+    return names.map(pgUrl);
   }
 
   async function postSeq(url: string): Promise<number> {
@@ -615,7 +602,7 @@ describe('audit of a PostgreSQL journal', () => {
   }
 
   test('an honest journal across a failover and a restart audits clean', async () => {
-    const r = await audit(['--pg', honest.map(dbUrl).join(','), '--workers', '2']);
+    const r = await audit(['--pg', honest.map(pgUrl).join(','), '--workers', '2']);
     expect(r.report.findings).toEqual([]);
     expect(r.code).toBe(0);
     expect(r.report.shards.map((s) => [s.shard, s.entries])).toEqual([[0, 58], [3, 58]]);
@@ -623,7 +610,7 @@ describe('audit of a PostgreSQL journal', () => {
 
   test('balances as of a time from PostgreSQL', async () => {
     const at = new Date(T0 + 2 * HOUR + 1).toISOString();
-    const r = await audit(['--pg', honest.map(dbUrl).join(','), '--as-of-time', at,
+    const r = await audit(['--pg', honest.map(pgUrl).join(','), '--as-of-time', at,
       '--tenants', 'globex', '--workers', '1']);
     const rows = r.report.shards.flatMap((s) => s.balances ?? []);
     expect(rows.find((b) => b.accountId === 'alice')?.balanceMinor).toBe(String(100_000 - 7503));

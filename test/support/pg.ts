@@ -61,6 +61,16 @@ export async function ensurePostgres(): Promise<void> {
   }
 }
 
+/** One statement on the maintenance database (CREATE / DROP DATABASE ... for tests). */
+export async function adminQuery(sql: string): Promise<void> {
+  const client = await adminClient();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
 export interface TestDatabases {
   names: string[];
   urls: string[];
