@@ -13,8 +13,12 @@ const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 20);
 const dirs: string[] = [];
 const databases: TestDatabases[] = [];
 
+let failed = false;
+
 afterAll(async () => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  // A failing run's work dir (journals, attempts, report) is kept for the post-mortem.
+  if (failed) process.stdout.write(`crash test work dirs kept: ${dirs.join(' ')}\n`);
+  else for (const d of dirs) rmSync(d, { recursive: true, force: true });
   for (const db of databases) await db.drop();
 });
 
@@ -50,6 +54,7 @@ describe.each(JOURNALS)('kill -9 while acknowledging ($name)', ({ storage }) => 
       seed: Number(process.env.CRASH_SEED ?? Date.now() % 100000),
     });
     writeFileSync(path.join(dir, 'report.json'), JSON.stringify(report));
+    failed ||= report.problems.length > 0;
     expect(report.problems).toEqual([]);
     expect(report.kills).toBe(ROUNDS);
     expect(report.acked).toBeGreaterThan(ROUNDS * 50);

@@ -1,11 +1,14 @@
 // A pod stand-in for the crash tests: runs the real actor host on a journal and either drives
 // payments (printing every attempt before it is sent and every ack after it is durable) or
 // verifies what survived. Killed with SIGKILL by the parent; never cleans up after itself.
+// Attempts go to a file with a synchronous write before they are sent: stdout to a pipe is
+// asynchronous on POSIX, so lines still queued there die with the process while the payments
+// they announce may already be durable.
 
 import { argv, stdout } from 'node:process';
-import { readFileSync } from 'node:fs';
+import { openSync, readFileSync, writeSync } from 'node:fs';
 import { startActorHost, type ActorHost } from '../../shards/actor-host.js';
-import type { Command, Outcome, TransferCmd } from '../../protocol/types.js';
+import type { Command, EntriesPage, Outcome, TransferCmd } from '../../protocol/types.js';
 import { openEpochFor, type StorageConfig } from '../../src/storage.js';
 
 export const TENANTS = ['crash-a', 'crash-b', 'crash-c'];
@@ -62,24 +65,27 @@ function rng(seed: number): () => number {
   };
 }
 
-async function load(host: ActorHost, run: number): Promise<void> {
+async function load(host: ActorHost, run: number, attemptsFile: string): Promise<void> {
   await setupAccounts(host);
   line({ ready: true });
   const rand = rng(run + 1);
+  const fd = openSync(attemptsFile, 'a');
   for (let round = 0; ; round++) {
-    const pending: Promise<void>[] = [];
+    const batch: Array<{ tenant: string; cmd: TransferCmd }> = [];
+    let text = '';
     for (let k = 0; k < 200; k++) {
       const tenant = TENANTS[Math.floor(rand() * TENANTS.length)] as string;
       const from = `u${Math.floor(rand() * USERS)}`;
       const to = `u${(Number(from.slice(1)) + 1 + Math.floor(rand() * (USERS - 1))) % USERS}`;
       const amount = BigInt(1 + Math.floor(rand() * 900));
       const id = `r${run}-${round}-${k}`;
-      line({ attempt: { tenant, id, from, to, amount } });
-      pending.push(send(host, tenant, transferCmd(id, from, to, amount)).then((o) => {
-        line({ ack: { tenant, id, ok: o.ok, code: o.ok ? null : o.error.code } });
-      }));
+      text += `${JSON.stringify({ tenant, id, from, to, amount: String(amount) })}\n`;
+      batch.push({ tenant, cmd: transferCmd(id, from, to, amount) });
     }
-    await Promise.all(pending);
+    writeSync(fd, text);
+    await Promise.all(batch.map(({ tenant, cmd }) => send(host, tenant, cmd).then((o) => {
+      line({ ack: { tenant, id: cmd.id, ok: o.ok, code: o.ok ? null : o.error.code } });
+    })));
   }
 }
 
@@ -90,6 +96,25 @@ interface Attempt {
 
 async function inChunks<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
   for (let i = 0; i < items.length; i += 1000) await Promise.all(items.slice(i, i + 1000).map(fn));
+}
+
+/** Every transfer id on every user account's history, so one nobody attempted is named. */
+async function listTransfers(host: ActorHost): Promise<void> {
+  for (const tenant of TENANTS) {
+    for (let i = 0; i < USERS; i++) {
+      let after: string | null = null;
+      do {
+        const cmd = { op: 'listEntries', accountId: `u${i}`, limit: 1000, after } as const;
+        const o = await send(host, tenant, cmd);
+        if (!o.ok) throw new Error(`listEntries ${tenant}/u${i}: ${o.error.code}`);
+        const page = o.value as EntriesPage;
+        for (const e of page.entries) {
+          if (e.kind !== 'account-open') line({ entry: { tenant, id: e.transactionId } });
+        }
+        after = page.next;
+      } while (after !== null);
+    }
+  }
 }
 
 /** First what exists (before anything new is sent), then replays of what was acknowledged. */
@@ -106,6 +131,7 @@ async function verify(host: ActorHost, attemptsFile: string): Promise<void> {
       line({ account: { tenant, id, outcome: o } });
     }
   }
+  await listTransfers(host);
   await inChunks(attempts.filter((a) => a.ack), async (a) => {
     const replay = await send(host, a.tenant, transferCmd(a.id, a.from, a.to, BigInt(a.amount)));
     line({ replay: { tenant: a.tenant, id: a.id, outcome: replay } });
@@ -124,7 +150,7 @@ async function main(): Promise<void> {
     verify: true,
     snapshotEvery: 500,
   });
-  if (args.mode === 'load') await load(host, args.run);
+  if (args.mode === 'load') await load(host, args.run, args.attemptsFile);
   else await verify(host, args.attemptsFile);
   await host.close();
 }

@@ -3,7 +3,7 @@
 // embedded and PostgreSQL crash tests. Prints the seed so a failing run can be replayed.
 
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -61,21 +61,28 @@ function rng(seed: number): () => number {
   };
 }
 
+/** Attempts the load child wrote (synchronously, before sending them) to its file. */
+function readAttempts(file: string): Array<Omit<Attempt, 'ack'>> {
+  if (!existsSync(file)) return [];
+  const out: Array<Omit<Attempt, 'ack'>> = [];
+  for (const text of readFileSync(file, 'utf8').split('\n')) {
+    // Only the last line can be torn, and only if the kill came mid-write: it was not sent.
+    if (text.endsWith('}')) out.push(JSON.parse(text) as Omit<Attempt, 'ack'>);
+  }
+  return out;
+}
+
 async function loadAndKill(
-  round: number, storage: unknown, delayMs: number, attempts: Map<string, Attempt>,
+  round: number, opts: { storage: unknown; workDir: string }, delayMs: number,
+  attempts: Map<string, Attempt>,
 ): Promise<void> {
   let ready: () => void = () => undefined;
   const isReady = new Promise<void>((r) => (ready = r));
-  const child = runChild(['load', String(round), JSON.stringify(storage), ''], (l) => {
+  const file = path.join(opts.workDir, `attempts-${round}.jsonl`);
+  const acks: Array<{ tenant: string; id: string; ok: boolean; code: string | null }> = [];
+  const child = runChild(['load', String(round), JSON.stringify(opts.storage), file], (l) => {
     if (l.ready) ready();
-    const a = l.attempt as Omit<Attempt, 'ack'> | undefined;
-    if (a) attempts.set(`${a.tenant}/${a.id}`, { ...a, ack: null });
-    const k = l.ack as { tenant: string; id: string; ok: boolean; code: string | null } | undefined;
-    if (k) {
-      const at = attempts.get(`${k.tenant}/${k.id}`);
-      // A retryable refusal is not an acknowledgement: nothing was promised.
-      if (at && (k.ok || !RETRYABLE.has(k.code ?? ''))) at.ack = { ok: k.ok, code: k.code };
-    }
+    if (l.ack) acks.push(l.ack as (typeof acks)[number]);
   });
   const early = child.exited.then((code) => {
     throw new Error(`load child exited early (${code}): ${child.stderr()}`);
@@ -84,6 +91,13 @@ async function loadAndKill(
   await new Promise((r) => setTimeout(r, delayMs));
   child.kill();
   await child.exited;
+  for (const a of readAttempts(file)) attempts.set(`${a.tenant}/${a.id}`, { ...a, ack: null });
+  for (const k of acks) {
+    const at = attempts.get(`${k.tenant}/${k.id}`);
+    if (!at) throw new Error(`ack for ${k.tenant}/${k.id}, which was never attempted`);
+    // A retryable refusal is not an acknowledgement: nothing was promised.
+    if (k.ok || !RETRYABLE.has(k.code ?? '')) at.ack = { ok: k.ok, code: k.code };
+  }
 }
 
 export async function runCrashRounds(opts: {
@@ -93,7 +107,7 @@ export async function runCrashRounds(opts: {
   const attempts = new Map<string, Attempt>();
   process.stdout.write(`crash test seed ${opts.seed} (replay with CRASH_SEED=${opts.seed})\n`);
   for (let round = 0; round < opts.rounds; round++) {
-    await loadAndKill(round, opts.storage, 30 + Math.floor(rand() * 600), attempts);
+    await loadAndKill(round, opts, 30 + Math.floor(rand() * 600), attempts);
   }
   const problems = await verify(opts, [...attempts.values()]);
   const acked = [...attempts.values()].filter((a) => a.ack).length;
@@ -108,6 +122,8 @@ async function verify(
   const lines: Line[] = [];
   const child = runChild(['verify', '0', JSON.stringify(opts.storage), file], (l) => lines.push(l));
   const code = await child.exited;
+  writeFileSync(path.join(opts.workDir, 'verify.jsonl'),
+    lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
   if (code !== 0) return [`verify child exited ${code}: ${child.stderr()}`];
   return check(attempts, lines);
 }
@@ -140,10 +156,20 @@ function check(attempts: Attempt[], lines: Line[]): string[] {
     add(`${a.tenant}/${a.from}`, -BigInt(a.amount));
     add(`${a.tenant}/${a.to}`, BigInt(a.amount));
   }
+  checkEntries(lines, byKey, problems);
   checkBalances(lines, expected, problems);
   checkReplays(lines, byKey, problems);
   if (!lines.some((l) => l.done)) problems.push('verify did not finish');
   return problems.slice(0, 50);
+}
+
+/** Every transfer on an account's history must be one that was attempted. */
+function checkEntries(lines: Line[], byKey: Map<string, Attempt>, problems: string[]): void {
+  for (const l of lines) {
+    const e = l.entry as { tenant: string; id: string } | undefined;
+    if (!e || e.id.startsWith('seed-') || byKey.has(`${e.tenant}/${e.id}`)) continue;
+    problems.push(`${e.tenant}/${e.id} is in the ledger but was never attempted`);
+  }
 }
 
 function checkBalances(lines: Line[], expected: Map<string, bigint>, problems: string[]): void {
