@@ -70,7 +70,7 @@ const PG_SHARD_DATABASES = 2;
 const CLOCK_TICKS_PER_SECOND = 100;
 const HTTP_CONNECTIONS = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 1024);
 
-const PHASES: readonly Phase[] = [
+const ALL_PHASES: readonly Phase[] = [
   { key: 'httpMax', name: 'HTTP single, closed loop (max)', mode: 'http',
     connections: HTTP_CONNECTIONS, inflight: 1, batch: 1, target: '>= 50,000/s' },
   { key: 'httpOpen', name: 'HTTP single, open loop at 80% of max', mode: 'http',
@@ -83,6 +83,10 @@ const PHASES: readonly Phase[] = [
   { key: 'ws8190', name: 'WS transferBatch 8190, closed loop', mode: 'ws',
     connections: 2, inflight: 2, batch: 8190, target: '>= 250,000/s' },
 ];
+
+/** BENCH_HTTP_PHASES=httpMax,ws100 runs only those phases (profiling one path at a time). */
+const PHASES: readonly Phase[] = ((only) => only === undefined ? ALL_PHASES
+  : ALL_PHASES.filter((p) => only.split(',').includes(p.key)))(process.env.BENCH_HTTP_PHASES);
 
 /** PostgreSQL targets of issue 4, as multiples of pgbench TPS. */
 const PG_TARGETS: Readonly<Record<string, string>> = {

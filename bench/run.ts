@@ -17,6 +17,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<void>> = {
   relay: (o) => import('./relay.js').then((m) => m.benchRelay({ ...o, tenantsPerShard: 4 })),
   cluster: (o) => import('./cluster.js').then((m) => m.benchCluster(o)),
   'state-machine': (o) => import('./state-machine.js').then((m) => m.benchStateMachine(o)),
+  codecs: (o) => import('./codecs.js').then((m) => m.benchCodecs(o)),
 };
 
 async function main(): Promise<void> {

@@ -2,6 +2,7 @@
 // error}` out. Never throws on client bytes, never validates fields (validate.ts does).
 
 import { Packr, Unpackr } from 'msgpackr';
+import { encodeBatchReply } from './batch-frame.js';
 import { errorRecord, type ErrorRecord } from './errors.js';
 import type { Op, Outcome } from './types.js';
 import { renderValue, type JsonObject } from './views.js';
@@ -107,11 +108,12 @@ export function replyValue(rid: Rid | null, outcome: Outcome): JsonObject {
 }
 
 /**
- * Encodes a reply. The bytes are a view into the shared Packr buffer: send or copy them,
+ * Encodes a reply (a transferBatch answer by batch-frame.ts, anything else by msgpackr). The
+ * bytes are a view into a shared buffer reused by the next call: send or copy them,
  * never transfer their ArrayBuffer to another thread.
  */
 export function encodeReply(rid: Rid | null, outcome: Outcome): Uint8Array {
-  return packr.pack(replyValue(rid, outcome));
+  return encodeBatchReply(rid, outcome) ?? packr.pack(replyValue(rid, outcome));
 }
 
 /** Encodes a frame-level error (one decodeFrame returned) as a reply. */

@@ -1,10 +1,11 @@
-// msgpackr codec for command batches and their outcomes crossing worker threads (one
-// message per batch). Trusted peers only: never use it on client bytes (frames.ts does).
+// msgpackr codec for outcomes crossing worker threads or pods (one message per batch; see
+// envelope-codec.ts for the commands, reply-codec.ts for compact answers). Trusted peers
+// only: never use it on client bytes (frames.ts does).
 
 import { Packr, Unpackr } from 'msgpackr';
-import type { Envelope, Outcome } from './types.js';
+import type { Outcome } from './types.js';
 
-// Records (msgpackr's inline key lists) make a batch of same-shaped commands about 3x
+// Records (msgpackr's inline key lists) make a batch of same-shaped outcomes about 3x
 // smaller and 2-3x faster than plain maps. No shared structures: each message carries its
 // own definitions, so any Unpackr on any thread decodes it with no state to keep in step.
 // bigint stays bigint: msgpackr writes it as int64 and reads int64 back as bigint.
@@ -28,15 +29,6 @@ function unpackArray(bytes: Uint8Array, what: string): unknown[] {
     throw new TypeError(`thread-codec: ${what} message is not an array`);
   }
   return value;
-}
-
-export function encodeEnvelopes(items: readonly Envelope[]): Uint8Array<ArrayBuffer> {
-  return packOwned(items);
-}
-
-/** Trusts its input: the bytes come from encodeEnvelopes in this process. */
-export function decodeEnvelopes(bytes: Uint8Array): Envelope[] {
-  return unpackArray(bytes, 'envelope') as Envelope[];
 }
 
 export function encodeOutcomes(outcomes: readonly Outcome[]): Uint8Array<ArrayBuffer> {

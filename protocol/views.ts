@@ -29,7 +29,7 @@ export type TimeFormat = (ms: number) => string;
  * isoTime remembering its last answer, for one batch or page: its items share one logical
  * time, so this makes one Date and one string per batch instead of one per item.
  */
-function sharedTimeFormat(): TimeFormat {
+export function sharedTimeFormat(): TimeFormat {
   let lastMs = Number.NaN;
   let lastIso = '';
   return (ms) => {

@@ -5,7 +5,8 @@
 import { Piscina } from 'piscina';
 import { errorRecord, type ErrorCode } from '../protocol/errors.js';
 import { shardOf } from '../protocol/shard-key.js';
-import { decodeOutcomes, encodeEnvelopes } from '../protocol/thread-codec.js';
+import { decodeReplies } from '../protocol/reply-codec.js';
+import { encodeEnvelopes } from '../protocol/envelope-codec.js';
 import type { Command, Envelope, Outcome } from '../protocol/types.js';
 import type {
   BatchReply,
@@ -25,6 +26,8 @@ export interface ActorHostOptions {
   workers: number;
   epoch?: number;
   snapshotEvery?: number;
+  /** also snapshot a shard with new entries this many seconds after its last one (0: never) */
+  snapshotSeconds?: number;
   verify?: boolean;
   /** commands per task crossing to a worker */
   maxTaskItems?: number;
@@ -60,6 +63,7 @@ export interface ReleasedShard {
 const DEFAULTS = {
   epoch: 1,
   snapshotEvery: 100_000,
+  snapshotSeconds: 300,
   verify: false,
   maxTaskItems: 16_384,
   maxInflightTasks: 8,
@@ -85,7 +89,11 @@ class Lane {
   ) {}
 
   run<T = unknown>(task: WorkerTask): Promise<T> {
-    return this.pool.run(task, { signal: this.queued.signal }) as Promise<T>;
+    // A batch's buffers are its own (encodeEnvelopes, Uint16Array.from): moved, not copied.
+    const transferList = task.kind === 'batch'
+      ? [task.envelopes.buffer as ArrayBuffer, task.shards.buffer as ArrayBuffer]
+      : undefined;
+    return this.pool.run(task, { signal: this.queued.signal, transferList }) as Promise<T>;
   }
 }
 
@@ -299,6 +307,7 @@ export class ActorHost implements LedgerPort {
       shards,
       epoch: this.opts.epoch,
       snapshotEvery: this.opts.snapshotEvery,
+      snapshotSeconds: this.opts.snapshotSeconds,
       maxPendingRows: this.opts.maxInflightTasks * this.opts.maxTaskItems * 2 + 1_000_000,
       verify: this.opts.verify,
       tickMs: this.opts.tickMs,
@@ -312,7 +321,9 @@ export class ActorHost implements LedgerPort {
       concurrentTasksPerWorker: this.opts.maxInflightTasks + 2,
       // The worker awaits fsync/COMMIT between tasks; a blocking Atomics.wait would stall it.
       atomics: 'disabled',
-      execArgv: isTs ? ['--import', 'tsx'] : [],
+      // Per-task run/wait histograms cost a few us per task; the ledger has its own metrics.
+      recordTiming: false,
+      execArgv: isTs ? ['--import', 'tsx'] : undefined, // a built worker inherits the pod's flags
       workerData: { config, storage: this.opts.storage },
     });
   }
@@ -358,7 +369,7 @@ export class ActorHost implements LedgerPort {
     };
     lane.inflight++;
     lane.run<BatchReply>(task).then(
-      (reply) => this.delivered(lane, replies, reply),
+      (reply) => this.delivered(lane, envelopes, replies, reply),
       (err: unknown) => this.failed(lane, replies, err),
     );
   }
@@ -380,10 +391,10 @@ export class ActorHost implements LedgerPort {
     };
   }
 
-  private delivered(lane: Lane, replies: Reply[], reply: BatchReply): void {
+  private delivered(lane: Lane, sent: Envelope[], replies: Reply[], reply: BatchReply): void {
     lane.inflight--;
     lane.lag = reply.lag;
-    const outcomes = decodeOutcomes(reply.outcomes);
+    const outcomes = decodeReplies(reply.outcomes, sent);
     for (let i = 0; i < replies.length; i++) (replies[i] as Reply)(outcomes[i] as Outcome);
     const commits = reply.commits;
     if (this.opts.onGroupCommit) {
@@ -476,6 +487,8 @@ function validateOptions(o: ActorHostOptions): void {
   check('maxTaskItems', o.maxTaskItems, 1, 1_000_000);
   check('maxInflightTasks', o.maxInflightTasks, 1, 1024);
   check('maxQueued', o.maxQueued, 1, 10_000_000);
+  check('snapshotEvery', o.snapshotEvery, 0, 1_000_000_000);
+  check('snapshotSeconds', o.snapshotSeconds, 0, 86_400);
   if (o.workers > o.shardCount) {
     throw new RangeError(`actor host: workers (${o.workers}) must not exceed shardCount`);
   }

@@ -6,12 +6,17 @@ import { errorRecord } from '../protocol/errors.js';
 import type { JournalEntry } from '../protocol/journal-entry.js';
 import { ZERO_HASH } from '../protocol/journal-entry.js';
 import type { JournalSink, Snapshot, SnapshotStore } from '../protocol/storage.js';
-import { decodeEnvelopes, encodeOutcomes } from '../protocol/thread-codec.js';
+import { encodeReplies } from '../protocol/reply-codec.js';
+import { decodeEnvelopes } from '../protocol/envelope-codec.js';
 import type { Envelope, Outcome } from '../protocol/types.js';
 import { GroupCommit } from './group-commit.js';
 import { checkInvariants } from './invariants.js';
-import { decodeSnapshot, encodeSnapshot } from './snapshot-codec.js';
+import { decodeSnapshot } from './snapshot-codec.js';
+import { Snapshotter } from './snapshotter.js';
 import { applyBatch, applyEntry, createShardState, type ShardState } from './state-machine.js';
+
+/** Longest a slice of snapshot encoding holds the worker thread, in ms. */
+const SNAPSHOT_SLICE_MS = 2;
 
 export interface WorkerConfig {
   workerIndex: number;
@@ -19,6 +24,8 @@ export interface WorkerConfig {
   epoch: number;
   /** take a snapshot of a shard after this many new entries (0: never) */
   snapshotEvery: number;
+  /** ... or this many seconds after the shard's last one, if it has new entries (0: never) */
+  snapshotSeconds: number;
   /** bound on rows waiting for commit; the host's in-flight bound keeps us below it */
   maxPendingRows: number;
   /** check double entry after every batch (tests, LEDGER_VERIFY=1) */
@@ -56,6 +63,7 @@ function isShardJournal(journal: JournalSink): journal is ShardJournal {
 }
 
 export interface BatchReply {
+  /** reply-codec bytes: decoded with the envelopes the host sent */
   outcomes: Uint8Array;
   /** group commits finished since the last reply: [rows, seconds, rows, seconds, ...] */
   commits: number[];
@@ -82,6 +90,8 @@ interface Actor {
   state: ShardState;
   /** sequence of the newest snapshot written or being written */
   snapshotSequence: number;
+  /** performance.now() when that snapshot started (or the actor was recovered) */
+  snapshotAt: number;
 }
 
 export async function recoverActor(storage: Storage, shard: number): Promise<Actor> {
@@ -111,20 +121,25 @@ async function replayFrom(storage: Storage, shard: number, snap: Snapshot | null
   }
   await storage.journal.replay(shard, head, (entry) => applyEntry(state, entry));
   state.epoch = storage.journal.epochOf(shard);
-  return { state, snapshotSequence: head.sequence };
+  return { state, snapshotSequence: head.sequence, snapshotAt: performance.now() };
 }
 
 export class ActorWorker {
   private readonly actors = new Map<number, Actor>();
   private readonly group: GroupCommit;
   private commits: number[] = [];
-  private snapshotting = false;
+  /** encodes snapshots in slices between batches (see snapshotter.ts) */
+  private readonly snapshotter: Snapshotter;
+  /** shards due a snapshot in the batch being applied (bounded by the shards hosted) */
+  private snapshotDueNow: Actor[] = [];
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly config: WorkerConfig,
     private readonly storage: Storage,
   ) {
+    this.snapshotter = new Snapshotter({ store: storage.snapshots, sliceMs: SNAPSHOT_SLICE_MS,
+      head: (shard) => storage.journal.head(shard) });
     this.group = new GroupCommit(storage.journal, config.maxPendingRows, (s) => {
       this.commits.push(s.rows, s.seconds);
       // bounded: drained into every batch reply; without traffic keep only the last 512
@@ -195,12 +210,11 @@ export class ActorWorker {
     await this.group.drain().catch((err: unknown) => this.failClosed(err));
     const status = this.shardStatus(shard, actor);
     if (snapshot && actor.state.sequence > actor.snapshotSequence) {
-      const head = journal.head(shard);
-      const state = encodeSnapshot(actor.state);
-      // a failed snapshot means a longer replay at the target, never wrong data
-      await this.storage.snapshots
-        .save({ shard, epoch: actor.state.epoch, head, state })
-        .catch(() => undefined);
+      // Sliced like any snapshot: the other shards of this worker keep serving meanwhile. The
+      // actor is out of the map, so its state is at the durable head; a failed snapshot means a
+      // longer replay at the target, never wrong data.
+      while (this.snapshotter.busy) await this.snapshotter.idle();
+      await this.snapshotter.start(actor.state, Promise.resolve());
     }
     journal.forget(shard);
     return status;
@@ -213,8 +227,11 @@ export class ActorWorker {
     const due = this.applyByShard(now, shards, envelopes, results, entries);
     const durable = this.group.append(entries, due.length > 0);
     for (const actor of due) this.snapshotAfter(actor, durable);
+    // Encoded now, sent once durable: the commands and outcome objects die young instead of
+    // being kept (and copied by the GC) while the group commits.
+    const outcomes = encodeReplies(envelopes, results);
     return durable.then(
-      () => this.reply(results),
+      () => this.reply(outcomes),
       (err: unknown) => this.failClosed(err),
     );
   }
@@ -252,39 +269,39 @@ export class ActorWorker {
     return due;
   }
 
-  private reply(results: Outcome[]): BatchReply {
-    const outcomes = encodeOutcomes(results);
+  private reply(outcomes: Uint8Array): BatchReply {
     const commits = this.commits;
     this.commits = [];
     return { outcomes, commits, lag: this.group.pendingRows };
   }
 
   private snapshotDue(actor: Actor): boolean {
-    const every = this.config.snapshotEvery;
+    const { snapshotEvery: every, snapshotSeconds: seconds } = this.config;
     const since = actor.state.sequence - actor.snapshotSequence;
-    return every > 0 && !this.snapshotting && since >= every;
+    if (since <= 0 || !this.snapshotter.ready) return false;
+    return (every > 0 && since >= every) ||
+      (seconds > 0 && performance.now() - actor.snapshotAt >= seconds * 1000);
   }
 
   /**
-   * Encodes the shard now (a consistent copy at this sequence) but stores it only once the
-   * group holding that sequence is durable: a snapshot must never contain what can be lost.
+   * Snapshots a shard as it is now, at this sequence, in slices between later batches, and
+   * stores it only once the group holding that sequence is durable (a snapshot must never
+   * contain what can be lost). `durable` is that group's commit, sealed at this sequence.
+   * One snapshot at a time: of the shards due in this batch, the one furthest behind its last
+   * snapshot goes (chosen once the batch's calls are in), so no shard starves the others.
    */
   private snapshotAfter(actor: Actor, durable: Promise<void>): void {
-    const sequence = actor.state.sequence;
-    const shard = actor.state.shard;
-    const bytes = encodeSnapshot(actor.state);
-    this.snapshotting = true;
-    actor.snapshotSequence = sequence;
-    durable
-      .then(() => {
-        const head = this.storage.journal.head(shard);
-        if (head.sequence !== sequence) throw new Error('snapshot head moved past the seal');
-        return this.storage.snapshots.save({ shard, epoch: actor.state.epoch, head, state: bytes });
-      })
-      .catch(() => undefined) // a failed snapshot means a longer replay, never wrong data
-      .finally(() => {
-        this.snapshotting = false;
-      });
+    if (this.snapshotDueNow.push(actor) > 1) return;
+    queueMicrotask(() => {
+      const due = this.snapshotDueNow;
+      this.snapshotDueNow = [];
+      const behind = (a: Actor): number => a.state.sequence - a.snapshotSequence;
+      const chosen = due.reduce((a, b) => (behind(b) > behind(a) ? b : a));
+      if (this.snapshotter.busy) return;
+      chosen.snapshotSequence = chosen.state.sequence;
+      chosen.snapshotAt = performance.now();
+      void this.snapshotter.start(chosen.state, durable);
+    });
   }
 
   private tick(): void {
@@ -294,6 +311,13 @@ export class ActorWorker {
     const now = Date.now();
     for (const actor of this.actors.values()) applyBatch(actor.state, [], now, results, entries);
     if (entries.length > 0) this.group.append(entries).catch((err) => this.failClosed(err));
+    // The time trigger for shards without traffic: sealed here, like a batch that is due.
+    for (const actor of this.actors.values()) {
+      if (!this.snapshotDue(actor)) continue;
+      const durable = this.group.append([], true);
+      durable.catch(() => undefined); // a failure reaches the batches' own promises
+      this.snapshotAfter(actor, durable);
+    }
   }
 
   private status(): StatusReply {
@@ -314,6 +338,7 @@ export class ActorWorker {
   private async shutdown(): Promise<StatusReply> {
     if (this.timer) clearInterval(this.timer);
     await this.group.drain();
+    await this.snapshotter.idle(); // a snapshot under way is finished and stored, not dropped
     const status = this.status();
     await this.storage.journal.close();
     await this.storage.snapshots.close();

@@ -106,6 +106,27 @@ describe('group commit', () => {
     sink.finishNext();
   });
 
+  test('a seal with no entries ends the open group at what it holds (timer snapshots)',
+    async () => {
+      const sink = new ManualSink();
+      const gc = new GroupCommit(sink, 1000);
+      void gc.append([entry(1)]);
+      const sealed = gc.append([], true);
+      void gc.append([entry(2)]);
+      await turn();
+      expect(sink.groups).toEqual([[1]]);
+      sink.finishNext();
+      await sealed;
+      expect(sink.head(0).sequence).toBe(1);
+      await turn();
+      expect(sink.groups).toEqual([[1], [2]]);
+      sink.finishNext();
+      await gc.drain();
+      const idle = gc.append([], true); // nothing open: the last group's promise, no new group
+      await idle;
+      expect(sink.groups).toEqual([[1], [2]]);
+    });
+
   test('a failed commit fails closed: waiting and later appends reject', async () => {
     const sink = new ManualSink();
     const gc = new GroupCommit(sink, 1000);

@@ -63,7 +63,14 @@ export class GroupCommit {
   append(entries: readonly JournalEntry[], seal = false): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
     const open = this.openGroup();
-    if (entries.length === 0) return this.lastPromise();
+    if (entries.length === 0) {
+      // Sealing what is already appended: the open group ends here (if it holds anything).
+      if (seal && open.entries.length > 0) {
+        this.queue.push(new Group());
+        return open.done;
+      }
+      return this.lastPromise();
+    }
     for (let i = 0; i < entries.length; i++) open.entries.push(entries[i] as JournalEntry);
     this.pendingRows += entries.length;
     if (this.pendingRows > this.maxRows) {

@@ -15,6 +15,7 @@ import type {
   TransferCmd,
 } from '../protocol/types.js';
 import type { JournalEntry } from '../protocol/journal-entry.js';
+import { transferView } from '../protocol/reply-codec.js';
 import { Status, type Account, type ShardState, type TenantBook } from './ledger-book.js';
 
 /** Upper bound on one page of entries, whatever limit the caller asks for. */
@@ -98,21 +99,7 @@ export function transactionView(book: TenantBook, i: number, original: boolean):
 
 /** The answer to the call that just created a transfer, straight from its command. */
 export function createdView(cmd: TransferCmd, entry: JournalEntry): TransactionView {
-  const timeout = cmd.timeoutSeconds;
-  return {
-    id: cmd.id,
-    status: cmd.pending ? 'pending' : 'posted',
-    fromAccountId: cmd.fromAccountId,
-    toAccountId: cmd.toAccountId,
-    amountMinor: cmd.amountMinor,
-    postedAmountMinor: cmd.pending ? 0n : cmd.amountMinor,
-    currencyCode: cmd.currencyCode,
-    description: cmd.description,
-    paymentTypeId: cmd.paymentTypeId,
-    createdAt: entry.time,
-    sequence: entry.sequence,
-    expiresAt: cmd.pending && timeout ? entry.time + timeout * 1000 : null,
-  };
+  return transferView(cmd, entry.time, entry.sequence);
 }
 
 export function getAccount(state: ShardState, tenant: string, cmd: GetAccountCmd): Outcome {

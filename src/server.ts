@@ -60,6 +60,8 @@ async function startLedger(config: Config, metrics: Metrics, log: Logger): Promi
     epoch: openEpochFor(storage),
     shardCount: config.shardCount,
     workers: config.workers,
+    snapshotEvery: config.snapshotEvery,
+    snapshotSeconds: config.snapshotSeconds,
     onGroupCommit: (rows, seconds) => metrics.groupCommit(rows, seconds),
     onWorkerError: (workerIndex, err) => log.error({ err, workerIndex }, 'shard worker failed'),
   });

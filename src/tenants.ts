@@ -2,6 +2,7 @@
 // Embedded mode: `${dataDir}/tenants.json` (temp + fsync + rename); PostgreSQL: tenants-pg.ts.
 // Never stores or logs a raw token.
 
+import * as crypto from 'node:crypto';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
@@ -49,9 +50,14 @@ export interface TenantRegistry {
   close(): Promise<void>;
 }
 
-/** hex SHA-256: the only form in which a token is ever stored */
+/**
+ * hex SHA-256: the only form in which a token is ever stored. Runs on every request: the
+ * one-shot crypto.hash (Node >= 20.12) costs a third of createHash's object and two calls.
+ */
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return typeof crypto.hash === 'function'
+    ? crypto.hash('sha256', token, 'hex')
+    : createHash('sha256').update(token).digest('hex');
 }
 
 export function newToken(): string {

@@ -32,6 +32,8 @@ export async function startClusterLedger(
     epoch: 0,
     shardCount: config.shardCount,
     workers: config.workers,
+    snapshotEvery: config.snapshotEvery,
+    snapshotSeconds: config.snapshotSeconds,
     dynamic: true,
     onShardsLost: (shards) => node?.onShardsLost(shards),
     onGroupCommit: (rows, seconds) => metrics.groupCommit(rows, seconds),

@@ -4,7 +4,8 @@
 
 import http from 'node:http';
 import { errorRecord, type ErrorCode } from '../../protocol/errors.js';
-import { decodeOutcomes, encodeEnvelopes } from '../../protocol/thread-codec.js';
+import { encodeEnvelopes } from '../../protocol/envelope-codec.js';
+import { decodeOutcomes } from '../../protocol/thread-codec.js';
 import type { Command, Envelope, Outcome } from '../../protocol/types.js';
 import type { Reply } from '../../shards/ledger-port.js';
 

@@ -4,7 +4,8 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import { decodeEnvelopes, encodeOutcomes } from '../../protocol/thread-codec.js';
+import { decodeEnvelopes } from '../../protocol/envelope-codec.js';
+import { encodeOutcomes } from '../../protocol/thread-codec.js';
 import type { Envelope, Outcome } from '../../protocol/types.js';
 import {
   bearerToken,
