@@ -1,20 +1,22 @@
 // Recovery and snapshot-pause benchmark: time until a shard serves again after a restart, from
-// a full journal replay vs a Redis snapshot + journal tail, and the actor pause encodeSnapshot
-// causes at 10k / 100k / 1M accounts. Embedded journal files; asserts nothing.
+// a full journal replay (the baseline) vs a Redis snapshot + journal tail, split into journal
+// open, snapshot load, decode and tail replay; and the pause snapshots cause (snapshot-pause.ts).
+// Embedded journal files; asserts nothing. RECOVERY_ENTRIES, RECOVERY_ACCOUNTS, PAUSE_ACCOUNTS.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { FileJournal } from '../persistence/journal-file.js';
 import { RedisSnapshotStore } from '../persistence/snapshot-redis.js';
 import type { JournalEntry } from '../protocol/journal-entry.js';
-import type { SnapshotStore } from '../protocol/storage.js';
-import type { Envelope } from '../protocol/types.js';
-import { recoverActor } from '../shards/actor-worker.js';
-import { encodeSnapshot, stateDigest } from '../shards/snapshot-codec.js';
-import { applyBatch, createShardState, type ShardState } from '../shards/state-machine.js';
-import { fmtInt, median, percentile, printTable, writeResult } from './report.js';
+import { encodeSnapshot } from '../shards/snapshot-codec.js';
+import { createShardState } from '../shards/state-machine.js';
+import { fmtInt, median, printTable, writeResult } from './report.js';
+import type { RecoveryTask, RecoveryTiming } from './recovery-worker.js';
+import { grow } from './shard-workload.js';
+import { benchSnapshotPause, dropPrefix } from './snapshot-pause.js';
 
 export interface RecoveryBenchOptions {
   runs: number;
@@ -22,95 +24,19 @@ export interface RecoveryBenchOptions {
   workers: number;
 }
 
-const TENANTS = 100;
-const BATCH = 8190;
-/** entries per journal group while generating: big groups, few fsyncs */
-const GROUP = 8 * BATCH;
 const REDIS_URL = process.env.LEDGER_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const NONE: SnapshotStore = {
-  save: async () => undefined, loadNewest: async () => null, close: async () => undefined,
-};
-
-function openCmd(i: number): Envelope {
-  return { tenant: `t${i % TENANTS}`, cmd: { op: 'createAccount', id: `a${Math.floor(i / TENANTS)}`,
-    currencyCode: 'USD', allowNegative: true, metadata: '{}' } };
-}
-
-function transferCmd(i: number, accounts: number): Envelope {
-  const perTenant = Math.max(2, Math.floor(accounts / TENANTS));
-  const k = Math.floor(i / TENANTS);
-  return { tenant: `t${i % TENANTS}`, cmd: { op: 'transfer', id: `x${k}`,
-    fromAccountId: `a${k % perTenant}`, toAccountId: `a${(k * 7 + 1) % perTenant}`,
-    amountMinor: BigInt(1 + (k % 97)), currencyCode: 'USD', description: null,
-    paymentTypeId: null, pending: false, timeoutSeconds: null } };
-}
-
-/**
- * Drives one shard to `entries` journal entries: `accounts` account-opens, then transfers.
- * `sink` receives each batch's entries (a journal commit, or nothing for in-memory states).
- */
-async function grow(state: ShardState, accounts: number, entries: number,
-  sink: (e: JournalEntry[]) => Promise<void>): Promise<void> {
-  let opened = state.sequence;
-  let sent = Math.max(0, state.sequence - accounts);
-  let time = 1_700_000_000_000 + state.sequence;
-  const batch: Envelope[] = [];
-  let pending: JournalEntry[] = [];
-  while (state.sequence < entries) {
-    batch.length = 0;
-    const room = Math.min(BATCH, entries - state.sequence);
-    for (let i = 0; i < room; i++) {
-      batch.push(opened < accounts ? openCmd(opened++) : transferCmd(sent++, accounts));
-    }
-    applyBatch(state, batch, time++, [], pending);
-    if (pending.length >= GROUP) {
-      await sink(pending);
-      pending = [];
-    }
-  }
-  if (pending.length > 0) await sink(pending);
-}
-
-function inMemory(accounts: number, entries: number): Promise<ShardState> {
-  const state = createShardState(0, 1);
-  return grow(state, accounts, entries, async () => undefined).then(() => state);
-}
-
-/** encodeSnapshot runs on the actor thread: its duration is the pause a snapshot causes. */
-async function pauses(o: RecoveryBenchOptions, sizes: number[]) {
-  const rows: Array<Record<string, string | number>> = [];
-  for (const accounts of sizes) {
-    const state = await inMemory(accounts, 2 * accounts); // N accounts and N transfers
-    const samples = Math.max(o.runs, accounts >= 1_000_000 ? o.runs : 20);
-    const ms: number[] = [];
-    let bytes = 0;
-    for (let i = 0; i < samples; i++) {
-      const started = performance.now();
-      bytes = encodeSnapshot(state).length;
-      ms.push(performance.now() - started);
-    }
-    ms.sort((a, b) => a - b);
-    rows.push({ accounts: fmtInt(accounts), transfers: fmtInt(accounts), samples,
-      'snapshot MiB': (bytes / 2 ** 20).toFixed(1), 'pause p50 ms': percentile(ms, 50).toFixed(1),
-      'pause p99 ms': percentile(ms, 99).toFixed(1), 'target ms': 5 });
-  }
-  return rows;
-}
 
 interface RecoveryRun {
-  fullSeconds: number;
-  snapshotSeconds: number;
-  loadSeconds: number;
+  full: RecoveryTiming;
+  snap: RecoveryTiming;
   tail: number;
   snapshotMiB: number;
+  generateSeconds: number;
 }
 
-/** Builds the journal (and a snapshot `tail` entries before its end), then recovers twice. */
-async function recoveryOnce(accounts: number, entries: number, dir: string): Promise<RecoveryRun> {
-  const dataDir = path.join(dir, `data-${accounts}-${entries}`);
-  const prefix = `ledger-bench:${process.pid}:${Date.now()}:`;
-  const store = new RedisSnapshotStore(REDIS_URL, { keyPrefix: prefix, commandTimeoutMs: 30_000 });
-  const tail = Math.min(100_000, Math.floor(entries / 10));
+/** Writes the journal, and a snapshot `tail` entries before its end; returns its size. */
+async function generate(accounts: number, entries: number, tail: number, dataDir: string,
+  store: RedisSnapshotStore): Promise<number> {
   const journal = new FileJournal(dataDir);
   await journal.open([0], 1);
   const state = createShardState(0, 1);
@@ -119,49 +45,40 @@ async function recoveryOnce(accounts: number, entries: number, dir: string): Pro
   const bytes = encodeSnapshot(state);
   await store.save({ shard: 0, epoch: 1, head: journal.head(0), state: bytes });
   await grow(state, accounts, entries, commit);
-  const live = stateDigest(state);
   await journal.close();
+  return bytes.length;
+}
+
+/** Builds the journal and snapshot, then recovers from each in a fresh worker thread. */
+async function recoveryOnce(accounts: number, entries: number, dir: string): Promise<RecoveryRun> {
+  const dataDir = path.join(dir, `data-${accounts}-${entries}`);
+  const keyPrefix = `ledger-bench:${process.pid}:${Date.now()}:`;
+  const store = new RedisSnapshotStore(REDIS_URL, { keyPrefix, commandTimeoutMs: 60_000 });
+  const tail = Math.min(100_000, Math.floor(entries / 10));
+  const started = performance.now();
   try {
-    const full = await timedRecovery(dataDir, NONE);
-    const snap = await timedRecovery(dataDir, store);
-    if (full.digest !== live || snap.digest !== live) throw new Error('recovered state differs');
-    return { fullSeconds: full.seconds, snapshotSeconds: snap.seconds, loadSeconds: snap.load,
-      tail, snapshotMiB: bytes.length / 2 ** 20 };
+    const bytes = await generate(accounts, entries, tail, dataDir, store);
+    const generateSeconds = (performance.now() - started) / 1000;
+    const snap = await inWorker({ dataDir, redis: { url: REDIS_URL, keyPrefix } });
+    const full = await inWorker({ dataDir, redis: null });
+    if (full.digest !== snap.digest) throw new Error('recovered states differ');
+    return { full, snap, tail, snapshotMiB: bytes / 2 ** 20, generateSeconds };
   } finally {
     await store.close();
-    await dropPrefix(prefix);
+    await dropPrefix(REDIS_URL, keyPrefix);
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
-/** Journal open + recoverActor: what a restarted worker does before it serves the shard. */
-async function timedRecovery(dataDir: string, snapshots: SnapshotStore) {
-  const started = performance.now();
-  let load = 0;
-  const timed: SnapshotStore = { ...snapshots, loadNewest: async (shard) => {
-    const t = performance.now();
-    const got = await snapshots.loadNewest(shard);
-    load = (performance.now() - t) / 1000;
-    return got;
-  } };
-  const journal = new FileJournal(dataDir);
-  await journal.open([0], 1);
-  const actor = await recoverActor({ journal, snapshots: timed }, 0);
-  const seconds = (performance.now() - started) / 1000;
-  await journal.close();
-  return { seconds, load, digest: stateDigest(actor.state) };
-}
-
-async function dropPrefix(prefix: string): Promise<void> {
-  const { Redis } = await import('ioredis');
-  const client = new Redis(REDIS_URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await client.unlink(...keys);
-  } while (cursor !== '0');
-  await client.quit();
+/** A restarted shard worker has a fresh heap: so does each recovery measured here. */
+function inWorker(task: RecoveryTask): Promise<RecoveryTiming> {
+  const worker = new Worker(new URL('./recovery-worker.js', import.meta.url), {
+    workerData: task, resourceLimits: { maxOldGenerationSizeMb: 16_384 } });
+  return new Promise((resolve, reject) => {
+    worker.once('message', (timing: RecoveryTiming) => resolve(timing));
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`recovery worker exited with ${code}`)));
+  });
 }
 
 function sizesFromEnv(name: string, fallback: number[]): number[] {
@@ -169,25 +86,30 @@ function sizesFromEnv(name: string, fallback: number[]): number[] {
   return raw === undefined ? fallback : raw.split(',').map(Number).filter((n) => n > 0);
 }
 
+function recoveryRow(accounts: number, entries: number, runs: RecoveryRun[]) {
+  const m = (f: (r: RecoveryRun) => number): string => median(runs.map(f)).toFixed(2);
+  return { accounts: fmtInt(accounts), entries: fmtInt(entries), 'full replay s': m((r) =>
+    r.full.seconds), 'snapshot+tail s': m((r) => r.snap.seconds), 'open s': m((r) => r.snap.open),
+  'load s': m((r) => r.snap.load), 'decode s': m((r) => r.snap.decode),
+  'tail s': m((r) => r.snap.replay), 'full: open s': m((r) => r.full.open),
+  tail: fmtInt(runs[0]?.tail ?? 0), 'snapshot MiB': m((r) => r.snapshotMiB),
+  'ratio full/snap': m((r) => r.full.seconds / r.snap.seconds), 'target s': 5,
+  'generate s': m((r) => r.generateSeconds) };
+}
+
 export async function benchRecovery(o: RecoveryBenchOptions): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ledger-bench-recovery-'));
   try {
-    const pauseRows = await pauses(o, sizesFromEnv('PAUSE_ACCOUNTS', [10_000, 100_000,
-      1_000_000]));
-    printTable('snapshot pause: encodeSnapshot on the actor thread (N accounts + N transfers)',
-      pauseRows);
+    const sizes = sizesFromEnv('PAUSE_ACCOUNTS', [10_000, 100_000, 1_000_000]);
+    const pauseRows = await benchSnapshotPause(sizes, REDIS_URL);
+    printTable('snapshot pause: slices of encoding on the actor thread while a payment loop ' +
+      `runs (N accounts + N transfers; Redis store; base: the loop alone)`, pauseRows);
     const accounts = Number(process.env.RECOVERY_ACCOUNTS ?? 1_000_000);
     const recoveryRows: Array<Record<string, string | number>> = [];
     for (const entries of sizesFromEnv('RECOVERY_ENTRIES', [2_000_000])) {
       const runs: RecoveryRun[] = [];
       for (let r = 0; r < o.runs; r++) runs.push(await recoveryOnce(accounts, entries, dir));
-      const full = median(runs.map((r) => r.fullSeconds));
-      const snap = median(runs.map((r) => r.snapshotSeconds));
-      recoveryRows.push({ accounts: fmtInt(accounts), entries: fmtInt(entries),
-        'full replay s': full.toFixed(2), 'snapshot+tail s': snap.toFixed(2),
-        'of which load s': median(runs.map((r) => r.loadSeconds)).toFixed(2),
-        tail: fmtInt(runs[0]?.tail ?? 0), 'snapshot MiB': (runs[0]?.snapshotMiB ?? 0).toFixed(0),
-        'ratio full/snap': (full / snap).toFixed(2), 'target s': 5 });
+      recoveryRows.push(recoveryRow(accounts, entries, runs));
     }
     printTable(`recovery of one shard until it serves, median of ${o.runs} runs ` +
       '(baseline: full journal replay)', recoveryRows);

@@ -186,7 +186,82 @@ describe('FileJournal', () => {
     await rm(join(dir, shardDirName(0), names[1] ?? ''));
     await expect(new FileJournal(dir).open([0], EPOCH)).rejects.toThrow(/segment starts at/);
   });
+
+  it('replays from a snapshot head by skipping whole frames, checking the link to it', async () => {
+    const j = new FileJournal(dir, { segmentBytes: 4096 });
+    await j.open([0], EPOCH);
+    for (let g = 0; g < 12; g++) await j.commit(group(0, g * 5 + 1, 5)); // frames of 5
+    await j.close();
+    const k = new FileJournal(dir, { segmentBytes: 4096 });
+    await k.open([0], EPOCH);
+    for (const at of [1, 5, 6, 23, 30, 41, 59, 60]) {
+      const head = await headAfter(k, 0, at);
+      const tail = await replayAll(k, 0, head);
+      expect(tail.got.map((e) => e.sequence)).toEqual(range(at + 1, 60));
+      expect(hashKey(tail.end.hash)).toBe(hashKey(k.head(0).hash));
+      const forged = { sequence: at, hash: new Uint8Array(32).fill(7) };
+      await expect(k.replay(0, forged, () => undefined)).rejects.toThrow(
+        at === 60 ? /head hash differs/ : /does not follow the replay head/);
+    }
+    // A damaged record before the head is skipped, never applied; one after it is refused.
+    const first = await readFile(segPath(0, 1));
+    first[100] = (first[100] ?? 0) ^ 0x10; // inside frame 1 (sequences 1-5)
+    await writeFile(segPath(0, 1), first);
+    expect((await replayAll(k, 0, headAt(0, 5))).got.length).toBe(55);
+    await expect(replayAll(k, 0)).rejects.toThrow(/journal corrupt/);
+    await expect(replayAll(k, 0, headAt(0, 3))).rejects.toThrow(/journal corrupt/);
+    await k.close();
+  });
+
+  it('opens a long journal by its newest segment; older records checked on replay', async () => {
+    const j = new FileJournal(dir, { segmentBytes: 4096 });
+    await j.open([0], EPOCH);
+    for (let g = 0; g < 20; g++) await j.commit(group(0, g * 5 + 1, 5));
+    const head = j.head(0);
+    await j.close();
+    const first = await readFile(segPath(0, 1));
+    first[first.length - 200] = (first[first.length - 200] ?? 0) ^ 0x10; // not at its edges
+    await writeFile(segPath(0, 1), first);
+    const k = new FileJournal(dir, { segmentBytes: 4096 });
+    await k.open([0], EPOCH);
+    expect(k.head(0)).toEqual({ sequence: 100, hash: head.hash });
+    await expect(replayAll(k, 0)).rejects.toThrow(/journal corrupt: shard 0, .*0001\.seg/);
+    await k.close();
+    first[first.length - 1] = (first[first.length - 1] ?? 0) ^ 0x10; // its last hash byte
+    await writeFile(segPath(0, 1), first);
+    await expect(new FileJournal(dir).open([0], EPOCH)).rejects.toThrow(/does not continue/);
+  });
+
+  it('takes the head from the segment before a newest one that lost its only frame', async () => {
+    const j = new FileJournal(dir, { segmentBytes: 4096 });
+    await j.open([0], EPOCH);
+    let g = 0;
+    while ((await readdir(join(dir, shardDirName(0)))).length < 2) {
+      await j.commit(group(0, g++ * 5 + 1, 5));
+    }
+    const newestFirst = (g - 1) * 5 + 1;
+    await j.close();
+    const newest = segPath(0, newestFirst);
+    await writeFile(newest, (await readFile(newest)).subarray(0, 30)); // torn first frame
+    const k = new FileJournal(dir, { segmentBytes: 4096 });
+    await k.open([0], EPOCH);
+    expect(k.head(0).sequence).toBe(newestFirst - 1);
+    expect((await stat(newest)).size).toBe(0);
+    await k.commit(group(0, newestFirst, 5));
+    await k.close();
+    const again = new FileJournal(dir, { segmentBytes: 4096 });
+    await again.open([0], EPOCH);
+    expect((await replayAll(again, 0)).got).toEqual(group(0, 1, newestFirst + 4));
+    await again.close();
+  });
 });
+
+/** The chain head at `seq`, computed from the entries themselves (not from the files). */
+function headAt(shard: number, seq: number): ChainHead {
+  let hash: Uint8Array = ZERO_HASH;
+  for (let s = 1; s <= seq; s++) hash = entryHash(hash, entry(shard, s));
+  return { sequence: seq, hash };
+}
 
 function range(a: number, b: number): number[] {
   return Array.from({ length: b - a + 1 }, (_, i) => a + i);

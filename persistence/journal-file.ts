@@ -1,11 +1,17 @@
 // Embedded journal: per-shard append-only segment files, group commit with one write and one
 // fsync per touched shard file. Never acknowledges a group before it is fsynced; no business rules.
 
-import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { EntryEncoder, decodeEntry, hashKey } from '../protocol/journal-codec.js';
+import { EntryEncoder, hashKey } from '../protocol/journal-codec.js';
 import { HASH_BYTES, ZERO_HASH, type JournalEntry } from '../protocol/journal-entry.js';
 import type { ChainHead, JournalSink } from './journal.js';
+import {
+  FRAME_HEADER_BYTES, FRAME_MAGIC, JournalCorruptError, checkEdges, cutTornTail, listSegments,
+  scanSegment, validFrameAfter, type Cursor, type Segment,
+} from './journal-segments.js';
+
+export { FRAME_MAGIC, JournalCorruptError } from './journal-segments.js';
 
 /*
  * Layout: `${dir}/shard-NNN/journal-<first sequence, 12 digits>.seg`. A segment is a run of
@@ -27,14 +33,17 @@ import type { ChainHead, JournalSink } from './journal.js';
  * A torn last frame (never acknowledged) is cut by open(). Limitation: an edit of the very last
  * frame of a shard is indistinguishable from a torn write here; anchors outside the file
  * (snapshots' heads, the auditor's copies) catch that.
+ *
+ * What is verified when. open() verifies the newest segment whole (its torn tail, the head
+ * hash) and only the edges of older ones, so a long journal opens in the time of one segment.
+ * replay() verifies every record it hands over; from a snapshot head it starts in the head's
+ * segment, skips whole frames before the head by their headers and checks the first record
+ * after it against the head's hash. Damage to records older than the snapshot is found by a
+ * full replay or the auditor, not by a restart that does not need them.
  */
 
-export const FRAME_MAGIC = 0x4c4a4731; // 'LJG1' read as little-endian bytes "1GJL"
-const FRAME_HEADER_BYTES = 12;
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
-const READ_CHUNK_BYTES = 8 * 1024 * 1024;
 const SEQ_DIGITS = 12;
-const SEGMENT_RE = /^journal-(\d{12})\.seg$/;
 const ZERO_KEY = hashKey(ZERO_HASH);
 
 export interface FileJournalOptions {
@@ -42,27 +51,6 @@ export interface FileJournalOptions {
   segmentBytes?: number;
   /** operator-facing events: a torn tail cut at open */
   log?: (event: string, fields: Record<string, unknown>) => void;
-}
-
-/** Thrown when the files contradict themselves; names shard, file and byte offset. */
-export class JournalCorruptError extends Error {
-  readonly code = 'journal_corrupt';
-  constructor(
-    readonly shard: number,
-    readonly file: string,
-    readonly offset: number,
-    readonly reason: string,
-  ) {
-    super(`journal corrupt: shard ${shard}, ${file}, byte offset ${offset}: ${reason}`);
-    this.name = 'JournalCorruptError';
-  }
-}
-
-interface Segment {
-  firstSeq: number;
-  path: string;
-  /** valid bytes (everything is valid after open() cut a torn tail) */
-  size: number;
 }
 
 interface ShardFiles {
@@ -76,20 +64,6 @@ interface ShardFiles {
   key: string;
   /** sequence including commits accepted but not yet durable */
   pendingSeq: number;
-}
-
-/** A chain position while scanning: advanced only frame by frame. */
-interface Cursor {
-  sequence: number;
-  key: string;
-  /** epoch of the last entry passed, if any */
-  epoch?: number;
-}
-
-interface ScanOutcome {
-  validEnd: number;
-  size: number;
-  problem: string | null;
 }
 
 export function shardDirName(shard: number): string {
@@ -189,7 +163,9 @@ export class FileJournal implements JournalSink {
         throw new JournalCorruptError(shard, seg.path, out.validEnd, out.problem);
       }
     }
-    return { sequence: cur.sequence, hash: Buffer.from(cur.key, 'latin1') };
+    // Every frame skipped: the replay head is the journal's head, checked in seekCursor.
+    const key = cur.key === '' && cur.sequence === from.sequence ? from.key : cur.key;
+    return { sequence: cur.sequence, hash: Buffer.from(key, 'latin1') };
   }
 
   async close(): Promise<void> {
@@ -312,36 +288,61 @@ export class FileJournal implements JournalSink {
     return seg;
   }
 
+  /**
+   * Finds a shard's durable head. Only the newest segment that holds a frame is read and
+   * verified whole: that is where a torn tail can be, and where the head hash is. Older
+   * segments are checked at their edges only (see checkEdges), so opening a long journal costs
+   * one segment, not the journal; their records are verified when a replay reads them (a
+   * replay from a snapshot reads only what follows it) and by the auditor.
+   */
   private async loadShard(shard: number): Promise<ShardFiles> {
     const dir = join(this.dir, shardDirName(shard));
     await mkdirDurable(dir);
     const segments = await listSegments(dir);
-    const cur: Cursor = { sequence: 0, key: ZERO_KEY };
-    for (let i = 0; i < segments.length; i++) {
-      const seg = segments[i];
-      if (seg === undefined) break;
-      if (seg.firstSeq !== cur.sequence + 1) {
-        throw new JournalCorruptError(shard, seg.path, 0,
-          `segment starts at sequence ${seg.firstSeq}, expected ${cur.sequence + 1}`);
-      }
-      const out = await scanSegment(seg.path, shard, cur, Infinity, null, null);
-      seg.size = out.validEnd;
-      if (out.problem === null) continue;
-      if (i < segments.length - 1 || (await validFrameAfter(seg.path, out.validEnd))) {
-        throw new JournalCorruptError(shard, seg.path, out.validEnd, out.problem);
-      }
-      await cutTornTail(seg.path, out.validEnd);
-      this.log('journal_torn_tail_cut', {
-        shard, file: seg.path, offset: out.validEnd, bytes: out.size - out.validEnd,
-        reason: out.problem,
-      });
+    const first = segments[0];
+    if (first !== undefined && first.firstSeq !== 1) {
+      throw new JournalCorruptError(shard, first.path, 0,
+        `segment starts at sequence ${first.firstSeq}, expected 1`);
     }
+    let cur: Cursor = { sequence: 0, key: ZERO_KEY };
+    let last = segments.length - 1;
+    if (last >= 0) {
+      cur = await this.loadNewest(shard, segments, last);
+      const seg = segments[last] as Segment;
+      if (seg.size === 0 && last > 0) {
+        // The newest segment lost its only frame (torn at rollover): the head is before it.
+        cur = await this.loadNewest(shard, segments, --last);
+        if (cur.sequence + 1 !== seg.firstSeq) {
+          throw new JournalCorruptError(shard, seg.path, 0,
+            `segment starts at sequence ${seg.firstSeq}, expected ${cur.sequence + 1}`);
+        }
+      }
+    }
+    await checkEdges(shard, segments.slice(0, last + 1));
     this.checkEpoch(shard, dir, cur);
     const files: ShardFiles = {
       shard, dir, segments, handle: null, sequence: cur.sequence, key: cur.key,
       pendingSeq: cur.sequence,
     };
     return files;
+  }
+
+  /** Verifies segment i whole and cuts a torn tail if it is the last; the chain at its end. */
+  private async loadNewest(shard: number, segments: Segment[], i: number): Promise<Cursor> {
+    const seg = segments[i] as Segment;
+    const cur: Cursor = { sequence: seg.firstSeq - 1, key: i === 0 ? ZERO_KEY : '' };
+    const out = await scanSegment(seg.path, shard, cur, Infinity, null, null);
+    seg.size = out.validEnd;
+    if (out.problem === null) return cur;
+    if (i < segments.length - 1 || (await validFrameAfter(seg.path, out.validEnd))) {
+      throw new JournalCorruptError(shard, seg.path, out.validEnd, out.problem);
+    }
+    await cutTornTail(seg.path, out.validEnd);
+    this.log('journal_torn_tail_cut', {
+      shard, file: seg.path, offset: out.validEnd, bytes: out.size - out.validEnd,
+      reason: out.problem,
+    });
+    return cur;
   }
 
   private checkEpoch(shard: number, dir: string, cur: Cursor): void {
@@ -388,170 +389,12 @@ interface PendingFrame {
   key: string;
 }
 
-/**
- * Reads one segment with large sequential reads and walks its frames, advancing `cur` one
- * whole valid frame at a time. With `from`, checks the link to it and hands entries past it
- * to onEntry. Stops at the first problem; `validEnd` is where the valid frames end.
- */
-async function scanSegment(
-  path: string,
-  shard: number,
-  cur: Cursor,
-  limitBytes: number,
-  from: Cursor | null,
-  onEntry: ((entry: JournalEntry) => void) | null,
-): Promise<ScanOutcome> {
-  const handle = await open(path, 'r');
-  try {
-    const size = Math.min((await handle.stat()).size, limitBytes);
-    const win = new Window(handle, size);
-    const frameEntries: JournalEntry[] = [];
-    let pos = 0;
-    while (pos < size) {
-      frameEntries.length = 0;
-      const problem = await readFrame(win, pos, shard, cur, from, frameEntries);
-      if (typeof problem === 'string') return { validEnd: pos, size, problem };
-      if (onEntry !== null) for (const e of frameEntries) onEntry(e);
-      pos += problem;
-    }
-    return { validEnd: pos, size, problem: null };
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Validates the frame at `pos`; returns its length, or a problem (cur left unchanged). */
-async function readFrame(
-  win: Window,
-  pos: number,
-  shard: number,
-  cur: Cursor,
-  from: Cursor | null,
-  out: JournalEntry[],
-): Promise<number | string> {
-  const header = await win.get(pos, FRAME_HEADER_BYTES);
-  if (header === null) return 'truncated frame header';
-  if (header.readUInt32LE(0) !== FRAME_MAGIC) return 'bad frame magic';
-  const frameBytes = header.readUInt32LE(4);
-  const count = header.readUInt32LE(8);
-  if (frameBytes < FRAME_HEADER_BYTES || count < 1) return 'bad frame header';
-  const frame = await win.get(pos, frameBytes);
-  if (frame === null) return 'truncated frame';
-  let off = FRAME_HEADER_BYTES;
-  let { sequence, key } = cur;
-  let epoch = cur.epoch;
-  for (let n = 0; n < count; n++) {
-    const rec = decodeEntry(frame, off);
-    if (!rec.ok) return `record ${n} at frame offset ${off}: ${rec.error}`;
-    const e = rec.entry;
-    if (e.shard !== shard) return `record ${n}: entry of shard ${e.shard}`;
-    if (e.sequence !== sequence + 1) return `record ${n}: sequence ${e.sequence} after ${sequence}`;
-    // key '' (replay's seek) means "not known yet": records before `from` are not linked.
-    if (key !== '' && !rec.follows(key)) return `record ${n}: prevHash breaks the chain`;
-    if (from !== null && e.sequence === from.sequence + 1 && !rec.follows(from.key)) {
-      return `record ${n}: sequence ${e.sequence} does not follow the replay head's hash`;
-    }
-    if (from === null || e.sequence > from.sequence) out.push(e);
-    sequence = e.sequence;
-    key = rec.hashKey;
-    epoch = e.epoch;
-    off = rec.end;
-  }
-  if (off !== frameBytes) return `frame holds ${frameBytes - off} bytes after its records`;
-  cur.sequence = sequence;
-  cur.key = key;
-  cur.epoch = epoch;
-  return frameBytes;
-}
-
-/** A sliding read window over a file: large reads, grown only for a frame larger than it. */
-class Window {
-  private buf: Buffer = Buffer.alloc(0);
-  private start = 0;
-  private length = 0;
-
-  constructor(
-    private readonly handle: FileHandle,
-    private readonly size: number,
-  ) {}
-
-  /** The bytes [pos, pos+len) (a view, valid until the next get), or null past the end. */
-  async get(pos: number, len: number): Promise<Buffer | null> {
-    if (pos + len > this.size) return null;
-    if (pos >= this.start && pos + len <= this.start + this.length) {
-      return this.buf.subarray(pos - this.start, pos - this.start + len);
-    }
-    const want = Math.min(Math.max(len, READ_CHUNK_BYTES), this.size - pos);
-    if (this.buf.length < want) this.buf = Buffer.allocUnsafe(Math.max(want, READ_CHUNK_BYTES));
-    await readFully(this.handle, this.buf, want, pos);
-    this.start = pos;
-    this.length = want;
-    return this.buf.subarray(0, len);
-  }
-}
-
-/**
- * Whether any valid frame starts after `from` (exclusive): a frame magic followed by a
- * plausible header and a record whose hash verifies. Used to tell a torn tail (nothing valid
- * after the bad frame) from corruption in the middle. Reads the rest of one segment, which
- * is bounded by the segment size.
- */
-async function validFrameAfter(path: string, from: number): Promise<boolean> {
-  const handle = await open(path, 'r');
-  try {
-    const size = (await handle.stat()).size;
-    if (size - from <= FRAME_HEADER_BYTES) return false;
-    const rest = Buffer.allocUnsafe(size - from - 1);
-    await readFully(handle, rest, rest.length, from + 1);
-    const magic = Buffer.alloc(4);
-    magic.writeUInt32LE(FRAME_MAGIC);
-    for (let at = rest.indexOf(magic); at >= 0; at = rest.indexOf(magic, at + 1)) {
-      if (at + FRAME_HEADER_BYTES > rest.length) return false;
-      const frameBytes = rest.readUInt32LE(at + 4);
-      const frame = rest.subarray(at, at + Math.min(frameBytes, rest.length - at));
-      if (decodeEntry(frame, FRAME_HEADER_BYTES).ok) return true;
-    }
-    return false;
-  } finally {
-    await handle.close();
-  }
-}
-
-async function cutTornTail(path: string, validEnd: number): Promise<void> {
-  const handle = await open(path, 'r+');
-  try {
-    await handle.truncate(validEnd);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function listSegments(dir: string): Promise<Segment[]> {
-  const segments: Segment[] = [];
-  for (const name of await readdir(dir)) {
-    const m = SEGMENT_RE.exec(name);
-    if (m?.[1] === undefined) continue;
-    segments.push({ firstSeq: Number(m[1]), path: join(dir, name), size: 0 });
-  }
-  return segments.sort((a, b) => a.firstSeq - b.firstSeq);
-}
-
 async function writeFully(handle: FileHandle, data: Buffer, position: number): Promise<void> {
   let done = 0;
   while (done < data.length) {
     const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
     if (bytesWritten <= 0) throw new Error('FileJournal: write made no progress');
     done += bytesWritten;
-  }
-}
-
-async function readFully(handle: FileHandle, buf: Buffer, len: number, pos: number): Promise<void> {
-  let done = 0;
-  while (done < len) {
-    const { bytesRead } = await handle.read(buf, done, len - done, pos + done);
-    if (bytesRead <= 0) throw new Error(`FileJournal: unexpected end of file at ${pos + done}`);
-    done += bytesRead;
   }
 }
 

@@ -1,64 +1,43 @@
-// Raw journal readers for the auditor: stream a shard's stored records (embedded segment files or
-// PostgreSQL binary COPY) in storage order. They judge nothing: no chain, sequence or hash check.
+// Raw journal readers for the auditor: stream a shard's stored records (embedded segment files
+// here, PostgreSQL in pg-journal-reader) in storage order, each hashed; they check no chain,
+// sequence or hash: judging is the auditor's.
 
-import { createHash } from 'node:crypto';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
-import { decodeEntry } from '../protocol/journal-codec.js';
-import { HASH_BYTES, type JournalEntry } from '../protocol/journal-entry.js';
+import { RecordScanner } from '../protocol/journal-codec.js';
 import { FRAME_MAGIC, shardDirName } from './journal-file.js';
 import {
-  CopyBinaryDecoder,
-  JOURNAL_COLUMNS,
-  JOURNAL_COLUMN_LIST,
-  readJournalRow,
-} from './pg-copy-binary.js';
+  RecordBatch,
+  detachBatch,
+  type OnUnits,
+  type ReadBatch,
+  type ReadProblem,
+} from './record-batch.js';
 
-/** One stored record, exactly as found. Hashes are 32-byte strings in latin1 form. */
-export interface RawRecord {
-  entry: JournalEntry;
-  /** the stored hash of the predecessor */
-  prevKey: string;
-  /** the stored hash of this record */
-  hashKey: string;
-  /**
-   * SHA-256 of the stored bytes prevHash ‖ body when the store keeps the encoded record (files);
-   * null when the store keeps fields (PostgreSQL) and the hash must be recomputed from them.
-   */
-  bytesKey: string | null;
-}
-
-/** Why reading stopped early: the bytes at `where` are not a record. */
-export interface ReadProblem {
-  shard: number;
-  /** sequence of the last record yielded before the problem (0: none) */
-  afterSequence: number;
-  /** file and byte offset, or database and shard */
-  where: string;
-  reason: string;
-  /**
-   * an incomplete or zero-filled last frame at the end of the last segment: the shape of a
-   * write that was never acknowledged (FileJournal.open cuts it). Never set for PostgreSQL.
-   */
-  torn: boolean;
-}
-
-export interface ReadBatch {
-  records: RawRecord[];
-  /** set on the last batch when reading stopped at unreadable bytes */
-  problem: ReadProblem | null;
-}
-
-/** Progress callback: storage units read so far (bytes for files, rows for PostgreSQL). */
-export type OnUnits = (units: number) => void;
+export {
+  RecordBatch,
+  type OnUnits,
+  type RawRecord,
+  type ReadBatch,
+  type ReadProblem,
+} from './record-batch.js';
+export {
+  databaseOfShard,
+  listPgShards,
+  pgShardRows,
+  readPgShard,
+  scanPgShard,
+} from './pg-journal-reader.js';
 
 const FRAME_HEADER_BYTES = 12;
 const READ_CHUNK_BYTES = 8 * 1024 * 1024;
+/**
+ * A batch ends after the frame that reaches this many records: small enough that its pooled
+ * entries stay in the CPU caches between parsing and auditing, large enough to amortise a yield.
+ */
+const BATCH_RECORDS = 2048;
 const SEGMENT_RE = /^journal-(\d{12})\.seg$/;
 const SHARD_DIR_RE = /^shard-(\d{3,})$/;
-const BODY_FIXED_BYTES = 34;
 
 // ---------------------------------------------------------------------------------------------
 // Embedded journal files
@@ -101,22 +80,24 @@ export async function listSegments(dataDir: string, shard: number): Promise<Segm
 }
 
 /**
- * Streams a shard's records from its segment files with large sequential reads, one batch per
- * read. Stops at the first bytes that are not a frame of records and reports them once.
+ * Streams a shard's records from its segment files with large sequential reads, in batches of
+ * whole frames (see RecordBatch: reused, valid until the next). Stops at the first bytes that
+ * are not a frame of records and reports them once, as the last batch's problem.
  */
-export async function* readFileShard(
+export async function* scanFileShard(
   dataDir: string,
   shard: number,
   onUnits: OnUnits = () => undefined,
-): AsyncGenerator<ReadBatch> {
+): AsyncGenerator<RecordBatch> {
   const segments = await listSegments(dataDir, shard);
-  const cursor = { shard, afterSequence: 0, units: 0, onUnits };
+  const cur: FileCursor = { shard, afterSequence: 0, units: 0, onUnits,
+    batch: new RecordBatch(), scanner: new RecordScanner() };
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i];
     if (seg === undefined) break;
     const handle = await open(seg.path, 'r');
     try {
-      for await (const batch of readSegment(handle, seg, i === segments.length - 1, cursor)) {
+      for await (const batch of scanSegment(handle, seg, i === segments.length - 1, cur)) {
         yield batch;
         if (batch.problem !== null) return;
       }
@@ -126,20 +107,31 @@ export async function* readFileShard(
   }
 }
 
+/** scanFileShard with records that outlive the reader (for tools and tests; slower). */
+export async function* readFileShard(
+  dataDir: string,
+  shard: number,
+  onUnits: OnUnits = () => undefined,
+): AsyncGenerator<ReadBatch> {
+  for await (const batch of scanFileShard(dataDir, shard, onUnits)) yield detachBatch(batch);
+}
+
 interface FileCursor {
   shard: number;
   afterSequence: number;
   units: number;
   onUnits: OnUnits;
+  batch: RecordBatch;
+  scanner: RecordScanner;
 }
 
 /** Walks one segment frame by frame through a sliding buffer that grows only for huge frames. */
-async function* readSegment(
+async function* scanSegment(
   handle: FileHandle,
   seg: SegmentFile,
   last: boolean,
   cur: FileCursor,
-): AsyncGenerator<ReadBatch> {
+): AsyncGenerator<RecordBatch> {
   const size = (await handle.stat()).size;
   let buf: Buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, Math.max(size, 1)));
   let base = 0; // file offset of buf[0]
@@ -150,19 +142,24 @@ async function* readSegment(
       await readFully(handle, buf, filled, want, base + filled);
       filled += want;
     }
-    const records: RawRecord[] = [];
-    const out = parseFrames(buf, filled, size - base, records, cur);
-    cur.units += out.consumed;
-    cur.onUnits(cur.units);
     const atEof = base + filled >= size;
-    if (typeof out.problem === 'string' || (atEof && out.consumed < filled)) {
-      const at = base + out.consumed;
-      const reason = typeof out.problem === 'string' ? out.problem : 'truncated frame';
-      const torn = last && isTornTail(buf.subarray(out.consumed, filled), out.problem);
-      yield { records, problem: problemAt(cur, `${seg.path} byte ${at}`, reason, torn) };
-      return;
-    }
-    if (records.length > 0) yield { records, problem: null };
+    let out: ParseOutcome;
+    let from = 0;
+    do {
+      cur.batch.reset(buf);
+      out = parseFrames(buf, from, filled, size - base, cur);
+      cur.units += out.consumed - from;
+      cur.onUnits(cur.units);
+      from = out.consumed;
+      if (typeof out.problem === 'string' || (!out.full && atEof && out.consumed < filled)) {
+        const reason = typeof out.problem === 'string' ? out.problem : 'truncated frame';
+        const torn = last && isTornTail(buf.subarray(out.consumed, filled), out.problem);
+        cur.batch.problem = problemAt(cur, `${seg.path} byte ${base + out.consumed}`, reason, torn);
+        yield cur.batch;
+        return;
+      }
+      if (cur.batch.count > 0) yield cur.batch;
+    } while (out.full);
     buf.copy(buf, 0, out.consumed, filled);
     base += out.consumed;
     filled -= out.consumed;
@@ -183,8 +180,8 @@ function problemAt(cur: FileCursor, where: string, reason: string, torn: boolean
 
 /**
  * A torn write leaves an incomplete last frame, or file space the kernel extended but never
- * filled (zeros). A complete frame whose records do not parse or hash is not torn: it is
- * reported as corruption, so an edited last frame cannot hide as a crash.
+ * filled (zeros). A complete frame whose records do not parse is not torn: it is reported as
+ * corruption, so an edited last frame cannot hide as a crash.
  */
 function isTornTail(rest: Buffer, problem: string | null): boolean {
   if (problem === null || problem.startsWith('incomplete')) return true;
@@ -193,104 +190,77 @@ function isTornTail(rest: Buffer, problem: string | null): boolean {
 }
 
 interface ParseOutcome {
-  /** bytes of whole frames parsed */
+  /** offset in the buffer just past the whole frames parsed */
   consumed: number;
   /** a frame that is not one, or null when the buffer simply ends inside a frame */
   problem: string | null;
   /** bytes the next frame needs in the buffer */
   need: number;
+  /** the batch is full: more whole frames may follow at `consumed` */
+  full: boolean;
 }
 
-/** Parses the complete frames at the start of buf[0, filled). */
+/** Parses whole frames of buf[from, filled) into cur.batch until it is full. */
 function parseFrames(
   buf: Buffer,
+  from: number,
   filled: number,
   fileLeft: number,
-  records: RawRecord[],
   cur: FileCursor,
 ): ParseOutcome {
-  let pos = 0;
+  let pos = from;
   while (pos + FRAME_HEADER_BYTES <= filled) {
+    if (cur.batch.count >= BATCH_RECORDS) {
+      return { consumed: pos, problem: null, need: 0, full: true };
+    }
     if (buf.readUInt32LE(pos) !== FRAME_MAGIC) {
-      return { consumed: pos, problem: 'bad frame magic', need: 0 };
+      return { consumed: pos, problem: 'bad frame magic', need: 0, full: false };
     }
     const frameBytes = buf.readUInt32LE(pos + 4);
     const count = buf.readUInt32LE(pos + 8);
     if (frameBytes < FRAME_HEADER_BYTES + 1 || count < 1) {
-      return { consumed: pos, problem: 'bad frame header', need: 0 };
+      return { consumed: pos, problem: 'bad frame header', need: 0, full: false };
     }
     if (pos + frameBytes > fileLeft) {
       const problem = `incomplete frame: ${frameBytes} bytes, ${fileLeft - pos} left in the file`;
-      return { consumed: pos, problem, need: 0 };
+      return { consumed: pos, problem, need: 0, full: false };
     }
-    if (pos + frameBytes > filled) return { consumed: pos, problem: null, need: frameBytes };
-    const frame = buf.subarray(pos, pos + frameBytes);
-    const before = records.length;
-    const problem = parseFrameRecords(frame, count, records);
-    if (problem !== null) {
-      records.length = before;
-      return { consumed: pos, problem, need: 0 };
+    if (pos + frameBytes > filled) {
+      return { consumed: pos, problem: null, need: frameBytes, full: false };
     }
-    const lastRecord = records[records.length - 1];
-    if (lastRecord !== undefined) cur.afterSequence = lastRecord.entry.sequence;
+    const problem = parseFrameRecords(buf, pos, pos + frameBytes, count, cur);
+    if (problem !== null) return { consumed: pos, problem, need: 0, full: false };
+    cur.afterSequence = cur.batch.lastSequence(cur.afterSequence);
     pos += frameBytes;
   }
-  return { consumed: pos, problem: null, need: FRAME_HEADER_BYTES };
+  return { consumed: pos, problem: null, need: FRAME_HEADER_BYTES, full: false };
 }
 
-/** Exactly `count` records must fill the frame after its header. */
-function parseFrameRecords(frame: Buffer, count: number, records: RawRecord[]): string | null {
-  let off = FRAME_HEADER_BYTES;
+/** Exactly `count` records must fill buf[start + header, end); else none of them is kept. */
+function parseFrameRecords(
+  buf: Buffer,
+  start: number,
+  end: number,
+  count: number,
+  cur: FileCursor,
+): string | null {
+  const { batch, scanner } = cur;
+  const before = batch.count;
+  let off = start + FRAME_HEADER_BYTES;
   for (let n = 0; n < count; n++) {
-    const rec = readRecord(frame, off);
-    if (typeof rec === 'string') return `record ${n} at frame offset ${off}: ${rec}`;
-    records.push(rec.record);
-    off = rec.end;
+    const error = scanner.read(buf, off, end, batch.slot());
+    if (error !== null) {
+      batch.truncate(before);
+      return `record ${n} at frame offset ${off - start}: ${error}`;
+    }
+    batch.add(scanner.key, off, scanner.hashAt);
+    off = scanner.end;
   }
-  if (off !== frame.length) return `frame holds ${frame.length - off} bytes after ${count} records`;
+  if (off !== end) {
+    batch.truncate(before);
+    return `frame holds ${end - off} bytes after ${count} records`;
+  }
   return null;
-}
-
-/**
- * One record at `off`. decodeEntry parses and hashes in one pass; when the stored hash differs
- * it refuses, so the record is parsed again from a copy carrying the recomputed hash: the
- * auditor then sees the entry, the stored hash and the hash of the stored bytes.
- */
-function readRecord(buf: Buffer, off: number): { record: RawRecord; end: number } | string {
-  const rec = decodeEntry(buf, off);
-  if (rec.ok) {
-    const prevKey = buf.toString('latin1', off, off + HASH_BYTES);
-    return { record: { entry: rec.entry, prevKey, hashKey: rec.hashKey, bytesKey: rec.hashKey },
-      end: rec.end };
-  }
-  if (rec.error !== 'bad_hash') return rec.error;
-  const end = recordEnd(buf, off);
-  if (end < 0) return 'truncated';
-  const copy = Buffer.from(buf.subarray(off, end));
-  const bodyEnd = copy.length - HASH_BYTES;
-  const computed = createHash('sha256').update(copy.subarray(0, bodyEnd)).digest();
-  computed.copy(copy, bodyEnd);
-  const again = decodeEntry(copy, 0);
-  if (!again.ok) return again.error;
-  const record: RawRecord = {
-    entry: again.entry,
-    prevKey: copy.toString('latin1', 0, HASH_BYTES),
-    hashKey: buf.toString('latin1', end - HASH_BYTES, end),
-    bytesKey: computed.toString('latin1'),
-  };
-  return { record, end };
-}
-
-/** End of the record at `off` from its length fields (journal-codec layout), or -1. */
-function recordEnd(buf: Buffer, off: number): number {
-  let p = off + HASH_BYTES + BODY_FIXED_BYTES;
-  for (let i = 0; i < 5; i++) {
-    if (p + 2 > buf.length) return -1;
-    p += 2 + buf.readUInt16LE(p);
-  }
-  if (p + 4 > buf.length) return -1;
-  p += 4 + buf.readUInt32LE(p);
-  return p + HASH_BYTES <= buf.length ? p + HASH_BYTES : -1;
 }
 
 async function readFully(
@@ -305,111 +275,5 @@ async function readFully(
     const { bytesRead } = await handle.read(buf, at + done, len - done, pos + done);
     if (bytesRead <= 0) throw new Error(`journal-reader: file shrank at byte ${pos + done}`);
     done += bytesRead;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// PostgreSQL
-
-/** The database of a shard: FIXED mapping shard % urls.length (see pg-journal). */
-export function databaseOfShard(shard: number, databases: number): number {
-  return shard % databases;
-}
-
-/**
- * Shards that have journal rows or an owner in the database at `url`, ascending. Uses a loose
- * index scan over the (shard, sequence) key: one index probe per shard, never a table scan.
- */
-export async function listPgShards(url: string): Promise<number[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const res = await client.query<{ shard: number }>(`
-      WITH RECURSIVE s(shard) AS (
-        SELECT min(shard) FROM journal
-        UNION ALL
-        SELECT (SELECT min(shard) FROM journal WHERE journal.shard > s.shard)
-        FROM s WHERE s.shard IS NOT NULL)
-      SELECT shard FROM s WHERE shard IS NOT NULL
-      UNION SELECT shard FROM shard_owner ORDER BY shard`);
-    return res.rows.map((r) => r.shard);
-  } finally {
-    await client.end();
-  }
-}
-
-/** The highest stored sequence of a shard (0 when none): the size of its journal, for ETA. */
-export async function pgShardRows(url: string, shard: number): Promise<number> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const res = await client.query<{ n: string | null }>(
-      'SELECT max(sequence) AS n FROM journal WHERE shard = $1', [shard]);
-    return Number(res.rows[0]?.n ?? 0);
-  } finally {
-    await client.end();
-  }
-}
-
-/**
- * Streams a shard's rows in sequence order with one `COPY (SELECT ...) TO STDOUT (FORMAT
- * binary)` on a connection of its own, one batch per network chunk. A row that cannot be
- * decoded ends the stream with a problem. The connection is closed however the loop ends.
- */
-export async function* readPgShard(
-  url: string,
-  shard: number,
-  onUnits: OnUnits = () => undefined,
-): AsyncGenerator<ReadBatch> {
-  if (!Number.isSafeInteger(shard) || shard < 0) throw new RangeError(`bad shard ${shard}`);
-  const client = new pg.Client({ connectionString: url, application_name: 'ledger-audit' });
-  await client.connect();
-  let records: RawRecord[] = [];
-  let rows = 0;
-  let afterSequence = 0;
-  const decoder = new CopyBinaryDecoder(JOURNAL_COLUMNS.length, (row) => {
-    const r = readJournalRow(row);
-    records.push({ entry: r.entry, prevKey: r.prevKey, hashKey: r.hashKey, bytesKey: null });
-  });
-  try {
-    // COPY takes no bind parameters; `shard` is a checked safe integer.
-    const stream = client.query(copyTo(
-      `COPY (SELECT ${JOURNAL_COLUMN_LIST} FROM journal WHERE shard = ${shard} ` +
-        'ORDER BY sequence) TO STDOUT (FORMAT binary)'));
-    for await (const chunk of stream) {
-      const problem = pushChunk(decoder, chunk as Buffer, shard, afterSequence, records);
-      rows += records.length;
-      const last = records[records.length - 1];
-      if (last !== undefined) afterSequence = last.entry.sequence;
-      onUnits(rows);
-      const batch: ReadBatch = { records, problem };
-      records = [];
-      yield batch;
-      if (problem !== null) return;
-    }
-    decoder.end();
-  } finally {
-    await client.end().catch(() => undefined); // the stream's own error is what the caller sees
-  }
-}
-
-function pushChunk(
-  decoder: CopyBinaryDecoder,
-  chunk: Buffer,
-  shard: number,
-  afterSequence: number,
-  records: RawRecord[],
-): ReadProblem | null {
-  try {
-    decoder.push(chunk);
-    return null;
-  } catch (err) {
-    const last = records[records.length - 1];
-    const reason = err instanceof Error ? err.message : String(err);
-    return {
-      shard, afterSequence: last?.entry.sequence ?? afterSequence,
-      where: `journal row after shard ${shard} sequence ${last?.entry.sequence ?? afterSequence}`,
-      reason, torn: false,
-    };
   }
 }

@@ -6,6 +6,7 @@ import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises
 import { join } from 'node:path';
 import { HASH_BYTES } from '../protocol/journal-entry.js';
 import { fsyncDir, shardDirName } from './journal-file.js';
+import { sha256InSteps } from './stepped-hash.js';
 import type { Snapshot, SnapshotStore } from './journal.js';
 
 /*
@@ -36,9 +37,10 @@ export function snapshotName(sequence: number): string {
   return `snapshot-${String(sequence).padStart(12, '0')}.snap`;
 }
 
-export function encodeSnapshot(s: Snapshot): Buffer {
+/** The file header of `s`, given the SHA-256 of its state. */
+function encodeHeader(s: Snapshot, stateSha256: Buffer): Buffer {
   if (s.head.hash.length !== HASH_BYTES) throw new RangeError('snapshot head hash: 32 bytes');
-  const out = Buffer.alloc(HEADER_BYTES + s.state.length);
+  const out = Buffer.alloc(HEADER_BYTES);
   out.writeUInt32LE(MAGIC, 0);
   out.writeUInt32LE(VERSION, 4);
   out.writeUInt32LE(s.shard, 8);
@@ -47,10 +49,14 @@ export function encodeSnapshot(s: Snapshot): Buffer {
   out.writeUInt32LE(Math.floor(s.head.sequence / 2 ** 32), 20);
   out.set(s.head.hash, 24);
   out.writeUInt32LE(s.state.length, 56);
-  out.set(sha256(s.state), 60);
+  out.set(stateSha256, 60);
   out.set(sha256(out.subarray(0, 92)), 92);
-  out.set(s.state, HEADER_BYTES);
   return out;
+}
+
+/** The whole file of a snapshot (tests; save() writes header and state without a copy). */
+export function encodeSnapshot(s: Snapshot): Buffer {
+  return Buffer.concat([encodeHeader(s, sha256(s.state)), s.state]);
 }
 
 /** The snapshot in `buf`, or why it is not one (never throws on garbage). */
@@ -89,11 +95,14 @@ export class FileSnapshotStore implements SnapshotStore {
 
   async save(snapshot: Snapshot): Promise<void> {
     const dir = await this.shardDir(snapshot.shard);
-    const bytes = encodeSnapshot(snapshot);
+    // Hashed a step per turn and written from the caller's bytes: a snapshot of hundreds of
+    // MiB is never copied or hashed in one go on the shard's thread.
+    const header = encodeHeader(snapshot, await sha256InSteps(snapshot.state));
     const temp = join(dir, `.tmp-${process.pid}-${++this.tempCounter}.snap`);
     const handle = await open(temp, 'wx');
     try {
-      await handle.writeFile(bytes);
+      await handle.writeFile(header);
+      await handle.writeFile(snapshot.state);
       await handle.sync();
     } finally {
       await handle.close();

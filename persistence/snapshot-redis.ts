@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { HASH_BYTES } from '../protocol/journal-entry.js';
 import type { Snapshot, SnapshotStore } from '../protocol/storage.js';
+import { sha256InSteps } from './stepped-hash.js';
 
 /*
  * Keys, per shard S (P = keyPrefix):
@@ -36,6 +37,10 @@ const DEFAULT_CHUNK_BYTES = 1024 * 1024;
 const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 /** chunk commands in flight at once: bounds socket buffers and per-command waiting time */
 const CHUNK_WINDOW = 8;
+/** chunk reads in flight at once while loading (recovery waits on nothing else) */
+const READ_WINDOW = 32;
+/** larger snapshots are refused (Buffer limit): a damaged manifest, not a real one */
+const MAX_SNAPSHOT_BYTES = 2 ** 32;
 /** index entries looked at by loadNewest: published ones are pruned to `keep` */
 const MAX_CANDIDATES = 64;
 
@@ -81,10 +86,6 @@ interface Manifest {
   length: number;
   chunks: number;
   sha256: string;
-}
-
-function sha256Hex(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
 }
 
 function checkRange(name: string, value: number, min: number, max: number): number {
@@ -264,6 +265,8 @@ export class RedisSnapshotStore implements SnapshotStore {
       .unlink(manifest));
     const keys = this.chunkKeys(shard, sequence, chunks);
     const state = Buffer.from(s.state.buffer, s.state.byteOffset, s.state.byteLength);
+    // Hashed a step per turn: a snapshot of hundreds of MiB never holds the shard's thread.
+    const sha256 = (await sha256InSteps(state)).toString('hex');
     for (let first = 0; first < chunks; first += CHUNK_WINDOW) {
       const pipeline = this.redis.pipeline();
       for (let i = first; i < Math.min(chunks, first + CHUNK_WINDOW); i++) {
@@ -276,7 +279,7 @@ export class RedisSnapshotStore implements SnapshotStore {
       .hset(manifest, {
         v: VERSION, shard: String(shard), epoch: String(s.epoch), sequence: member,
         hash: Buffer.from(s.head.hash).toString('hex'), length: String(s.state.length),
-        chunks: String(chunks), sha256: sha256Hex(s.state),
+        chunks: String(chunks), sha256,
       })
       .zadd(this.indexKey(shard), sequence, member)
       .zrem(this.pendingKey(shard), `${sequence}:${chunks}`));
@@ -329,19 +332,25 @@ export class RedisSnapshotStore implements SnapshotStore {
     if (m.shard !== shard || m.sequence !== sequence) return 'manifest names another snapshot';
     if (m.epoch < this.minEpoch) return `epoch ${m.epoch} is below ${this.minEpoch}`;
     if (m.chunks > m.length || (m.length > 0) !== (m.chunks > 0)) return 'chunk count implausible';
+    if (m.length > MAX_SNAPSHOT_BYTES) return `length ${m.length} is implausible`;
     const keys = this.chunkKeys(shard, sequence, m.chunks);
-    const parts: Buffer[] = [];
-    for (let first = 0; first < keys.length; first += CHUNK_WINDOW) {
-      const window = keys.slice(first, first + CHUNK_WINDOW);
+    // Copied into place and hashed as the chunks arrive, overlapping the next reads.
+    const state = Buffer.allocUnsafe(m.length);
+    const hash = createHash('sha256');
+    let at = 0;
+    for (let first = 0; first < keys.length; first += READ_WINDOW) {
+      const window = keys.slice(first, first + READ_WINDOW);
       const got = await Promise.all(window.map((k) => this.redis.getBuffer(k)));
       for (const [i, part] of got.entries()) {
         if (part === null) return `chunk ${first + i} missing`;
-        parts.push(part);
+        if (at + part.length > m.length) return `chunks longer than the manifest's ${m.length}`;
+        state.set(part, at);
+        hash.update(part);
+        at += part.length;
       }
     }
-    const state = Buffer.concat(parts);
-    if (state.length !== m.length) return `length ${state.length}, manifest says ${m.length}`;
-    if (sha256Hex(state) !== m.sha256) return 'sha256 mismatch (corrupt chunk)';
+    if (at !== m.length) return `length ${at}, manifest says ${m.length}`;
+    if (hash.digest('hex') !== m.sha256) return 'sha256 mismatch (corrupt chunk)';
     return { shard, epoch: m.epoch, head: { sequence, hash: m.hash }, state };
   }
 

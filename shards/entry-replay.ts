@@ -5,6 +5,7 @@
 import { isErrorCode, type ErrorCode } from '../protocol/errors.js';
 import type { JournalEntry } from '../protocol/journal-entry.js';
 import {
+  type Account,
   NO_DETAILS,
   NO_TRANSFER_DETAIL,
   Status,
@@ -23,8 +24,21 @@ import {
 } from './ledger-book.js';
 import { WIDE } from './transfer-columns.js';
 
-/** Replay one persisted entry. Asserts entry.sequence === state.sequence + 1. */
-export function applyEntry(state: ShardState, entry: JournalEntry): void {
+/**
+ * What applyEntry tells a caller that asks (the auditor): the accounts a post, pending or
+ * post-pending entry (or a void) moved money between, so it need not look them up again; both
+ * null after an account-open or a reject.
+ */
+export interface MovedAccounts {
+  from: Account | null;
+  to: Account | null;
+}
+
+/**
+ * Replay one persisted entry. Asserts entry.sequence === state.sequence + 1. When `moved` is
+ * given, it is set to the accounts the entry moved money between.
+ */
+export function applyEntry(state: ShardState, entry: JournalEntry, moved?: MovedAccounts): void {
   if (entry.shard !== state.shard) {
     throw new Error(`applyEntry: entry of shard ${entry.shard} replayed into ${state.shard}`);
   }
@@ -38,17 +52,21 @@ export function applyEntry(state: ShardState, entry: JournalEntry): void {
   state.time = entry.time;
   if (entry.epoch > state.epoch) state.epoch = entry.epoch;
   const book = bookFor(state, entry.tenant);
+  if (moved !== undefined) {
+    moved.from = null;
+    moved.to = null;
+  }
   switch (entry.kind) {
     case 'account-open':
       replayOpen(book, entry);
       return;
     case 'post':
     case 'pending':
-      replayTransfer(state, book, entry);
+      replayTransfer(state, book, entry, moved);
       return;
     case 'post-pending':
     case 'void':
-      replaySettle(state, book, entry);
+      replaySettle(state, book, entry, moved);
       return;
     case 'reject':
       replayReject(book, entry);
@@ -112,7 +130,12 @@ function detailsOf(entry: JournalEntry, detail: Record<string, unknown>): Transf
   };
 }
 
-function replayTransfer(state: ShardState, book: TenantBook, entry: JournalEntry): void {
+function replayTransfer(
+  state: ShardState,
+  book: TenantBook,
+  entry: JournalEntry,
+  moved: MovedAccounts | undefined,
+): void {
   if (book.transfers.ids.find(entry.id) !== -1) fail(entry, 'transaction exists');
   // The live path writes this exact text for most transfers: its parse is known, skip it.
   const details = entry.detail === NO_TRANSFER_DETAIL
@@ -121,6 +144,10 @@ function replayTransfer(state: ShardState, book: TenantBook, entry: JournalEntry
   const from = mustAccount(book, entry.debitAccountId);
   const to = mustAccount(book, entry.creditAccountId);
   createTransfer(state, book, entry, entry.kind === 'pending', details, from, to);
+  if (moved !== undefined) {
+    moved.from = from;
+    moved.to = to;
+  }
 }
 
 function voidReason(entry: JournalEntry): unknown {
@@ -129,7 +156,12 @@ function voidReason(entry: JournalEntry): unknown {
   return parseDetail(entry)['reason'];
 }
 
-function replaySettle(state: ShardState, book: TenantBook, entry: JournalEntry): void {
+function replaySettle(
+  state: ShardState,
+  book: TenantBook,
+  entry: JournalEntry,
+  moved: MovedAccounts | undefined,
+): void {
   const t = book.transfers;
   const i = t.ids.find(entry.id);
   if (i === -1 || t.status[i] !== Status.pending) fail(entry, 'not pending');
@@ -149,6 +181,10 @@ function replaySettle(state: ShardState, book: TenantBook, entry: JournalEntry):
   const from = book.account(t.from[i] ?? WIDE);
   const credit = book.account(t.to[i] ?? WIDE);
   settlePending(state, book, i, entry, to, from, credit);
+  if (moved !== undefined) {
+    moved.from = from;
+    moved.to = credit;
+  }
 }
 
 function replayReject(book: TenantBook, entry: JournalEntry): void {

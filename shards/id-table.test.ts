@@ -89,3 +89,51 @@ describe('StringIndex', () => {
     expect(index.find(long.slice(0, -1))).toBe(-1);
   });
 });
+
+describe('StringIndex.loadAscii', () => {
+  const load = (ids: string[]): StringIndex | null => {
+    const index = new StringIndex();
+    const bytes = Buffer.from(ids.join(''), 'latin1');
+    return index.loadAscii(bytes, ids.map((id) => id.length), ids.length) ? index : null;
+  };
+
+  it('builds what adding the ids one by one builds, and keeps working after', () => {
+    const ascii = fc.string({ maxLength: 12, unit: fc.integer({ min: 0, max: 0x7f })
+      .map((c) => String.fromCharCode(c)) });
+    fc.assert(fc.property(fc.uniqueArray(ascii, { maxLength: 200 }), fc.array(ascii,
+      { maxLength: 20 }), (ids, more) => {
+      const loaded = load(ids);
+      expect(loaded).not.toBeNull();
+      const index = loaded as StringIndex;
+      expect(index.size).toBe(ids.length);
+      ids.forEach((id, i) => {
+        expect(index.find(id)).toBe(i);
+        expect(index.keyAt(i)).toBe(id);
+      });
+      const all = [...ids];
+      for (const id of more) {
+        if (index.find(id) !== -1) continue;
+        expect(index.add(id)).toBe(all.length);
+        all.push(id);
+      }
+      all.forEach((id, i) => expect(index.find(id)).toBe(i));
+      const last = all.pop();
+      if (last !== undefined) {
+        index.removeLast();
+        expect(index.find(last)).toBe(-1);
+        all.forEach((id, i) => expect(index.find(id)).toBe(i));
+      }
+    }));
+  });
+
+  it('refuses a repeated id, a non-ASCII byte and lengths past the bytes', () => {
+    expect(load(['a', 'bc', 'a'])).toBeNull();
+    expect(load(['', ''])).toBeNull();
+    expect(new StringIndex().loadAscii(Uint8Array.from([0x61, 0xc3, 0xa9]), [1, 2], 2))
+      .toBe(false);
+    expect(new StringIndex().loadAscii(Uint8Array.from([0x61]), [1, 5], 2)).toBe(false);
+    const used = new StringIndex();
+    used.add('x');
+    expect(() => used.loadAscii(Uint8Array.from([0x61]), [1], 1)).toThrow();
+  });
+});

@@ -18,6 +18,12 @@ const MIN_CAPACITY = 16;
 export function hashId(id: string): number {
   let h = 0x811c9dc5 ^ SEED;
   for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return finish(h);
+}
+
+/** The murmur3 finaliser of hashId, never 0. */
+function finish(hash: number): number {
+  let h = hash;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -50,6 +56,47 @@ export class StringIndex {
 
   get size(): number {
     return this.count;
+  }
+
+  /**
+   * Fills an empty index with `n` ASCII ids given as their bytes back to back and their
+   * lengths (a snapshot's id column): what n add() calls would build, without a string per
+   * id. False (and the index left empty) if an id repeats or a byte is not ASCII.
+   */
+  loadAscii(bytes: Uint8Array, lengths: ArrayLike<number>, n: number): boolean {
+    if (this.count !== 0) throw new Error('id index: loadAscii needs an empty index');
+    let slots = MIN_CAPACITY;
+    while (n * 2 > slots) slots *= 2;
+    const mask = slots - 1;
+    const table = new Int32Array(2 * slots);
+    const ends = new Float64Array(Math.max(MIN_CAPACITY, 2 * n));
+    const chars = new Uint16Array(Math.max(MIN_CAPACITY * 8, 2 * bytes.length));
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      const len = lengths[i] as number;
+      if (!(at + len <= bytes.length)) return false;
+      const hash = hashAscii(bytes, at, len, chars);
+      if (hash === 0) return false;
+      ends[i] = at + len;
+      for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+        const stored = table[2 * slot];
+        if (stored === 0) {
+          table[2 * slot] = hash;
+          table[2 * slot + 1] = i;
+          break;
+        }
+        if (stored === hash && sameChars(chars, ends, table[2 * slot + 1] as number, at, len)) {
+          return false;
+        }
+      }
+      at += len;
+    }
+    this.chars = chars;
+    this.ends = ends;
+    this.table = table;
+    this.mask = mask;
+    this.count = n;
+    return true;
   }
 
   /** The index of `id`, or -1. */
@@ -171,6 +218,30 @@ export class StringIndex {
       if (hash !== 0) this.place(old[i + 1] ?? 0, hash);
     }
   }
+}
+
+/**
+ * hashId of the ASCII bytes[at, at + len), copying them to chars[at...] on the way; 0 if a
+ * byte is not ASCII (hashId itself never returns 0).
+ */
+function hashAscii(bytes: Uint8Array, at: number, len: number, chars: Uint16Array): number {
+  let h = 0x811c9dc5 ^ SEED;
+  for (let k = at; k < at + len; k++) {
+    const c = bytes[k] as number;
+    if (c >= 0x80) return 0;
+    chars[k] = c;
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  return finish(h);
+}
+
+/** Whether id `j` (see StringIndex.ends) equals chars[at, at + len). */
+function sameChars(chars: Uint16Array, ends: Float64Array, j: number, at: number,
+  len: number): boolean {
+  const start = j === 0 ? 0 : (ends[j - 1] as number);
+  if ((ends[j] as number) - start !== len) return false;
+  for (let k = 0; k < len; k++) if (chars[start + k] !== chars[at + k]) return false;
+  return true;
 }
 
 function grown<A extends Uint16Array | Float64Array>(old: A, next: A): A {

@@ -92,6 +92,14 @@ function checkBalances(book: TenantBook): void {
 }
 
 /** Every hold is backed by a pending transfer; records are in sequence order. */
+/** Built only when a check fails: an id string per transfer would cost more than the check. */
+function transferFailure(book: TenantBook, i: number, what: string): Error {
+  const t = book.transfers;
+  const currency = t.extras.get(i)?.currencyCode ?? book.account(t.from[i] ?? -1).currencyCode;
+  return new Error(`invariant: tenant ${book.tenant} currency ${currency} ` +
+    `transaction ${t.ids.keyAt(i)}: ${what}`);
+}
+
 function checkTransfers(state: ShardState, book: TenantBook): void {
   const debits = new Map<number, bigint>();
   const credits = new Map<number, bigint>();
@@ -99,18 +107,15 @@ function checkTransfers(state: ShardState, book: TenantBook): void {
   let previous = 0;
   for (let i = 0; i < t.count; i++) {
     const from = t.from[i] ?? -1;
-    const currency = t.extras.get(i)?.currencyCode ?? book.account(from).currencyCode;
-    const label = `invariant: tenant ${book.tenant} currency ${currency} ` +
-      `transaction ${t.ids.keyAt(i)}`;
     const sequence = t.sequence[i] ?? 0;
-    if (sequence <= previous) throw new Error(`${label}: out of sequence order`);
+    if (sequence <= previous) throw transferFailure(book, i, 'out of sequence order');
     previous = sequence;
-    if (sequence > state.sequence) throw new Error(`${label}: from the future`);
+    if (sequence > state.sequence) throw transferFailure(book, i, 'from the future');
     const hold = book.holds.get(i);
     const queued = hold !== undefined && hold.heapIndex !== -1 &&
       state.timeouts.items[hold.heapIndex] === hold;
     const shouldQueue = t.status[i] === Status.pending && expiresAt(book, i) !== null;
-    if (queued !== shouldQueue) throw new Error(`${label}: timeout queue out of step`);
+    if (queued !== shouldQueue) throw transferFailure(book, i, 'timeout queue out of step');
     if (t.status[i] !== Status.pending) continue;
     const to = t.to[i] ?? -1;
     const amount = t.amountOf(i);

@@ -1,6 +1,7 @@
 // Snapshot codec tests: deterministic bytes, complete round trips (behaviour after decode is
 // identical), and every truncation or single-byte corruption refused with a clear Error.
 
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { JournalEntry } from '../protocol/journal-entry.js';
@@ -69,6 +70,17 @@ describe('snapshot codec', () => {
       bad[i] = (bad[i] ?? 0) ^ x;
       expect(() => decodeSnapshot(bad)).toThrow(/^snapshot: /);
     }));
+  });
+
+  it('names the item and field of a damaged extra, even with a valid checksum', () => {
+    const bytes = Buffer.from(encodeSnapshot(busyShard()));
+    const at = bytes.indexOf(Buffer.from('with "quotes"')) - 4; // its u32 length
+    expect(bytes.readUInt32LE(at)).toBe('with "quotes"'.length);
+    bytes.writeUInt32LE(1_000_000, at);
+    const end = bytes.length - 32;
+    createHash('sha256').update(bytes.subarray(0, end)).digest().copy(bytes, end);
+    expect(() => decodeSnapshot(bytes))
+      .toThrow(/^snapshot: \S*extras\[\d+\]\.description: truncated \(1000000 bytes wanted\)$/);
   });
 
   it('refuses bytes that are not a snapshot', () => {

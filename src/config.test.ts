@@ -26,6 +26,8 @@ describe('loadConfig', () => {
     expect(c.redisUrl).toBeNull();
     expect(c.kafkaBrokers).toEqual([]);
     expect(c.logLevel).toBe('info');
+    expect(c.snapshotEvery).toBe(100_000);
+    expect(c.snapshotSeconds).toBe(300);
   });
 
   it('parses every variable', () => {
@@ -35,6 +37,8 @@ describe('loadConfig', () => {
       LEDGER_DATA_DIR: '/tmp/x',
       LEDGER_SHARDS: '8',
       LEDGER_WORKERS: '2',
+      LEDGER_SNAPSHOT_EVERY: '0',
+      LEDGER_SNAPSHOT_SECONDS: '60',
       LEDGER_ADMIN_TOKEN: 'a'.repeat(16),
       LEDGER_MAX_BODY_BYTES: '2048',
       LEDGER_RATE_LIMIT: '500',
@@ -50,6 +54,8 @@ describe('loadConfig', () => {
       dataDir: '/tmp/x',
       shardCount: 8,
       workers: 2,
+      snapshotEvery: 0,
+      snapshotSeconds: 60,
       adminToken: 'a'.repeat(16),
       maxBodyBytes: 2048,
       rateLimitPerSecond: 500,
@@ -78,8 +84,9 @@ describe('loadConfig', () => {
       LEDGER_KAFKA_BROKERS: 'nohost',
       LOG_LEVEL: 'loud',
       LEDGER_POD_ID: 'bad pod',
+      LEDGER_SNAPSHOT_SECONDS: '-5',
     });
-    expect(problems).toHaveLength(11);
+    expect(problems).toHaveLength(12);
     const expected = [
       /^PORT="70000": must be an integer from 0 to 65535$/,
       /^LEDGER_SHARDS="0": must be an integer from 1 to 4096$/,
@@ -92,6 +99,7 @@ describe('loadConfig', () => {
       /^LEDGER_KAFKA_BROKERS: "nohost" must be host:port/,
       /^LEDGER_POD_ID="bad pod": must be 1-64 chars/,
       /^LOG_LEVEL="loud": must be one of fatal, error/,
+      /^LEDGER_SNAPSHOT_SECONDS="-5": must be an integer from 0 to 86400$/,
     ];
     for (const re of expected) expect(problems.some((p) => re.test(p)), re.source).toBe(true);
   });

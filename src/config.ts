@@ -15,6 +15,10 @@ export interface Config {
   shardCount: number;
   /** worker threads hosting shard actors */
   workers: number;
+  /** a shard is snapshotted after this many new journal entries (0: never by count) */
+  snapshotEvery: number;
+  /** ... or when this many seconds passed since its last snapshot and it has new entries */
+  snapshotSeconds: number;
   /** enables the admin API when set */
   adminToken: string | null;
   maxBodyBytes: number;
@@ -181,6 +185,8 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: r.text('LEDGER_DATA_DIR', './data'),
     shardCount,
     workers: readWorkers(r, shardCount),
+    snapshotEvery: r.int('LEDGER_SNAPSHOT_EVERY', 100_000, 0, 1_000_000_000),
+    snapshotSeconds: r.int('LEDGER_SNAPSHOT_SECONDS', 300, 0, 86_400),
     adminToken: readAdminToken(r),
     maxBodyBytes: r.int('LEDGER_MAX_BODY_BYTES', 4 * MIB, BODY_BYTES_MIN, BODY_BYTES_MAX),
     rateLimitPerSecond: r.int('LEDGER_RATE_LIMIT', 0, 0, RATE_LIMIT_MAX),

@@ -10,10 +10,12 @@ import { Redis } from 'ioredis';
 import { FileJournal } from '../persistence/journal-file.js';
 import { RedisSnapshotStore } from '../persistence/snapshot-redis.js';
 import type { Snapshot, SnapshotStore } from '../protocol/storage.js';
-import { encodeEnvelopes } from '../protocol/thread-codec.js';
+import { encodeEnvelopes } from '../protocol/envelope-codec.js';
 import type { Command, Envelope, Outcome } from '../protocol/types.js';
 import { startActorHost, type ActorHost } from '../shards/actor-host.js';
-import { ActorWorker, recoverActor, type WorkerConfig } from '../shards/actor-worker.js';
+import {
+  ActorWorker, recoverActor, type StatusReply, type WorkerConfig,
+} from '../shards/actor-worker.js';
 import { stateDigest } from '../shards/snapshot-codec.js';
 import { redisNamespace, freePort, startPrivateRedis } from './support/redis.js';
 import type { TransferCmd } from '../protocol/types.js';
@@ -65,9 +67,9 @@ function businessBatch(n: number): Envelope[] {
   return out;
 }
 
-function config(snapshotEvery: number): WorkerConfig {
-  return { workerIndex: 0, shards: [0, 1], epoch: 1, snapshotEvery, maxPendingRows: 1_000_000,
-    verify: true, tickMs: 0 };
+function config(snapshotEvery: number, snapshotSeconds = 0, tickMs = 0): WorkerConfig {
+  return { workerIndex: 0, shards: [0, 1], epoch: 1, snapshotEvery, snapshotSeconds,
+    maxPendingRows: 1_000_000, verify: true, tickMs };
 }
 
 /** Runs batches [from, to) through a real ActorWorker (tenant ta → shard 0, tb → shard 1). */
@@ -119,6 +121,33 @@ describe('recovery from a Redis snapshot plus the journal tail', () => {
     });
     return { worker, store, prefix: ns.prefix, ns };
   }
+
+  it('snapshots a shard with new entries once its interval has passed, without traffic',
+    async () => {
+      const dataDir = path.join(workDir(), 'data');
+      const { worker: snapshots, store } = await redisStores();
+      const worker = new ActorWorker(config(0, 1, 100),
+        { journal: new FileJournal(dataDir), snapshots });
+      await worker.start();
+      try {
+        const envelopes = businessBatch(0).filter((e) => e.tenant === 'ta');
+        await worker.handle({ kind: 'batch', now: 1_700_000_000_000, shards:
+          Uint16Array.from(envelopes.map(() => 0)), envelopes: encodeEnvelopes(envelopes) });
+        // snapshotEvery 0: by count it never would, so a snapshot is the time trigger's
+        const deadline = Date.now() + 5000;
+        let snap = await store.loadNewest(0);
+        while (snap === null && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+          snap = await store.loadNewest(0);
+        }
+        const status = (await worker.handle({ kind: 'status' })) as StatusReply;
+        const shard0 = status.shards.find((s) => s.shard === 0);
+        expect(snap?.head.sequence).toBe(shard0?.lastSequence);
+        expect(await store.loadNewest(1)).toBeNull(); // no new entries: nothing to snapshot
+      } finally {
+        await worker.handle({ kind: 'shutdown' });
+      }
+    });
 
   it('gives the same state digest as a full replay, also after the newest is corrupted',
     async () => {

@@ -1,0 +1,219 @@
+// Snapshot pause benchmark: a payment loop applies a batch per event-loop turn (as the actor
+// does) while the Snapshotter encodes the shard in slices and saves it to Redis. Reports how
+// long each slice held the thread, the loop's longest stalls and its payments/s, against the
+// same loop without snapshots in the same run. Asserts nothing.
+
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { RedisSnapshotStore } from '../persistence/snapshot-redis.js';
+import type { Envelope, Outcome } from '../protocol/types.js';
+import type { JournalEntry } from '../protocol/journal-entry.js';
+import type { SnapshotStore } from '../protocol/storage.js';
+import { stateDigest } from '../shards/snapshot-codec.js';
+import { applyBatch, type ShardState } from '../shards/state-machine.js';
+import { Snapshotter } from '../shards/snapshotter.js';
+import { fmtInt, percentile } from './report.js';
+import { START_MS, inMemoryShard, transferCmd } from './shard-workload.js';
+
+/** Most transfers applied in one loop turn (one actor batch). */
+const PAYMENTS_PER_TURN = 256;
+/** Offered load: payments/s the loop applies, paced, so the shard grows alike in every run. */
+const PAYMENT_RATE = Number(process.env.PAUSE_PAYMENT_RATE ?? 20_000);
+const BASELINE_MS = 3000;
+const SLICE_MS = 2;
+
+interface LoopStats {
+  turns: number;
+  paymentsPerSecond: number;
+  gapsMs: number[];
+}
+
+/** Applies a batch every turn until stopped; records the stalls between its turns. */
+class PaymentLoop {
+  private next = 0;
+  private lastEnd = 0;
+  private started = 0;
+  private gaps: number[] = [];
+  private turns = 0;
+  private applied = 0;
+  private running = false;
+  private stopped: (() => void) | null = null;
+
+  constructor(private readonly state: ShardState, private readonly accounts: number) {}
+
+  start(): void {
+    this.gaps = [];
+    this.turns = 0;
+    this.applied = 0;
+    this.running = true;
+    this.started = this.lastEnd = performance.now();
+    setImmediate(() => this.turn());
+  }
+
+  /** Forget the stall in progress (the bench itself held the thread). */
+  resync(): void {
+    this.lastEnd = performance.now();
+  }
+
+  stop(): Promise<LoopStats> {
+    this.running = false;
+    return new Promise((resolve) => {
+      this.stopped = () => resolve({ turns: this.turns, gapsMs: this.gaps,
+        paymentsPerSecond: (this.applied * 1000) / (performance.now() - this.started) });
+    });
+  }
+
+  /** One event-loop turn: the payments now due (at most one batch), then the next turn. */
+  private turn(): void {
+    if (!this.running) {
+      this.stopped?.();
+      return;
+    }
+    const begin = performance.now();
+    this.gaps.push(begin - this.lastEnd);
+    const due = Math.floor(((begin - this.started) / 1000) * PAYMENT_RATE) - this.applied;
+    const batch: Envelope[] = [];
+    for (let i = 0; i < Math.min(due, PAYMENTS_PER_TURN); i++) {
+      batch.push(transferCmd(this.next++, this.accounts, 'p'));
+    }
+    if (batch.length > 0) {
+      const results: Outcome[] = [];
+      const entries: JournalEntry[] = [];
+      applyBatch(this.state, batch, START_MS + this.state.sequence, results, entries);
+      this.applied += batch.length;
+    }
+    this.turns++;
+    this.lastEnd = performance.now();
+    setImmediate(() => this.turn());
+  }
+}
+
+/**
+ * Preemptions of this thread so far (Linux), or -1. This is a shared 2-core box: a slice the
+ * kernel preempted is long by the other processes' doing, so those are also counted apart.
+ */
+function preemptions(): number {
+  try {
+    const status = readFileSync('/proc/thread-self/status', 'utf8');
+    return Number(/nonvoluntary_ctxt_switches:\s*(\d+)/.exec(status)?.[1] ?? -1);
+  } catch {
+    return -1; // not Linux: every slice counts as not preempted
+  }
+}
+
+/** The longest GC pause seen since the last take(), in ms. */
+function gcPauses(): { take(): number; stop(): void } {
+  let longest = 0;
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) longest = Math.max(longest, e.duration);
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return {
+    take: () => {
+      const out = longest;
+      longest = 0;
+      return out;
+    },
+    stop: () => observer.disconnect(),
+  };
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * One size: the loop alone for a while (baseline), then `count` snapshots back to back with
+ * the loop running. The first snapshot is checked against the state at its sequence.
+ */
+async function pauseAt(accounts: number, count: number, redisUrl: string) {
+  const state = await inMemoryShard(accounts, accounts);
+  const prefix = `ledger-bench-pause:${process.pid}:${accounts}:`;
+  const redis = new RedisSnapshotStore(redisUrl, { keyPrefix: prefix, commandTimeoutMs: 30_000 });
+  const saved: Uint8Array[] = []; // the writer never reuses a snapshot's bytes
+  const store: SnapshotStore = { loadNewest: (shard) => redis.loadNewest(shard),
+    close: () => redis.close(), save: (s) => {
+      saved.push(s.state);
+      return redis.save(s);
+    } };
+  const gc = gcPauses();
+  const slices: number[] = [];
+  const clean: number[] = [];
+  let before = 0;
+  const snapshotter = new Snapshotter({ store, sliceMs: SLICE_MS,
+    onSliceStart: () => (before = preemptions()),
+    onSlice: (ms) => {
+      slices.push(ms);
+      if (preemptions() === before) clean.push(ms);
+    },
+    head: () => ({ sequence: state.sequence, hash: new Uint8Array(32) }) });
+  const loop = new PaymentLoop(state, accounts);
+  loop.start();
+  await new Promise((r) => setTimeout(r, BASELINE_MS));
+  const baseline = await loop.stop();
+  const gcBase = gc.take();
+  const wallMs: number[] = [];
+  const expected = stateDigest(state); // the state at the first snapshot's sequence
+  loop.start();
+  for (let k = 0; k < count; k++) {
+    const t0 = performance.now();
+    await snapshotter.start(state, Promise.resolve());
+    wallMs.push(performance.now() - t0);
+    if (snapshotter.lastOutcome !== 'saved') throw new Error(snapshotter.lastOutcome);
+  }
+  const during = await loop.stop();
+  const gcDuring = gc.take();
+  gc.stop();
+  const verified = saved[0] !== undefined && sha256Hex(saved[0]) === expected;
+  await store.close();
+  await dropPrefix(redisUrl, prefix);
+  return { accounts, count, slices, clean, baseline, during, verified,
+    bytes: saved[0]?.length ?? 0, wallMs, gcBase, gcDuring };
+}
+
+function stallRow(stats: LoopStats): { p99: string; max: string } {
+  const gaps = [...stats.gapsMs].sort((a, b) => a - b);
+  return { p99: percentile(gaps, 99).toFixed(2), max: (gaps[gaps.length - 1] ?? 0).toFixed(1) };
+}
+
+/** Rows for the report: one per shard size (N accounts and N transfers). */
+export async function benchSnapshotPause(sizes: number[], redisUrl: string) {
+  const rows: Array<Record<string, string | number>> = [];
+  for (const accounts of sizes) {
+    const count = accounts >= 1_000_000 ? 3 : accounts >= 100_000 ? 10 : 30;
+    const r = await pauseAt(accounts, count, redisUrl);
+    const sorted = [...r.slices].sort((a, b) => a - b);
+    const kept = [...r.clean].sort((a, b) => a - b);
+    const base = stallRow(r.baseline);
+    const during = stallRow(r.during);
+    rows.push({ accounts: fmtInt(accounts), snapshots: r.count, slices: sorted.length,
+      'slice p50 ms': percentile(sorted, 50).toFixed(2),
+      'slice p99 ms': percentile(sorted, 99).toFixed(2),
+      'slice max ms': (sorted[sorted.length - 1] ?? 0).toFixed(2),
+      'not preempted': `${(100 * kept.length / Math.max(1, sorted.length)).toFixed(0)}%`,
+      'their p50/p99/max': `${percentile(kept, 50).toFixed(2)}/${percentile(kept, 99).toFixed(2)}` +
+        `/${(kept[kept.length - 1] ?? 0).toFixed(2)}`,
+      'stall p99/max ms': `${during.p99}/${during.max}`,
+      'base stall p99/max': `${base.p99}/${base.max}`,
+      'gc max ms with/base': `${r.gcDuring.toFixed(1)}/${r.gcBase.toFixed(1)}`,
+      'pay/s with': fmtInt(r.during.paymentsPerSecond),
+      'pay/s base': fmtInt(r.baseline.paymentsPerSecond),
+      'snapshot s': (percentile([...r.wallMs].sort((a, b) => a - b), 50) / 1000).toFixed(2),
+      MiB: (r.bytes / 2 ** 20).toFixed(1), 'equals state': r.verified ? 'yes' : 'NO' });
+  }
+  return rows;
+}
+
+/** Removes every key under `prefix` (the benchmark's own namespace). */
+export async function dropPrefix(redisUrl: string, prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(redisUrl);
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await client.unlink(...keys);
+  } while (cursor !== '0');
+  await client.quit();
+}

@@ -1,0 +1,427 @@
+// Decoder of the snapshot payload (layout in snapshot-codec.ts): rebuilds every index and
+// checks every field, throwing SnapshotError on anything it cannot fully check. Built for
+// millions of records: columns are copied, not walked, and no object is made per transfer.
+
+import { isErrorCode, type ErrorCode } from '../protocol/errors.js';
+import { Account, Hold, ShardState, Status, TenantBook, isStatusCode } from './ledger-book.js';
+import { ByteSource, SnapshotError } from './snapshot-bytes.js';
+import {
+  byteColumn, eachString, int32Values, readDict, readStringColumn, readStrings, rising, values,
+} from './snapshot-columns.js';
+import { compareTimeouts } from './timeout-heap.js';
+import { WIDE, type TransferColumns, type TransferExtra } from './transfer-columns.js';
+import { expiresAt } from './ledger-views.js';
+
+const MAX_MINOR = 2n ** 63n - 1n;
+
+/** One tenant's two sections, found in a first pass over the payload. */
+interface Sections {
+  book: TenantBook;
+  what: string;
+  accounts: number;
+  transfers: number;
+  accountBytes: Buffer;
+  transferBytes: Buffer;
+}
+
+export function decodePayload(payload: Buffer): ShardState {
+  const src = new ByteSource(payload);
+  const shard = src.u32('shard');
+  const state = new ShardState(shard, src.u32('epoch'));
+  state.sequence = whole(src.f64('sequence'), 'sequence');
+  state.time = whole(src.f64('time'), 'time');
+  const tenants = src.u32('tenant count');
+  const sections: Sections[] = [];
+  for (let k = 0; k < tenants; k++) {
+    const what = `tenants[${k}]`;
+    const book = new TenantBook(src.text(`${what}.id`));
+    const previous = sections[k - 1]?.book.tenant;
+    if (previous !== undefined && book.tenant <= previous) {
+      throw new SnapshotError('tenants out of order');
+    }
+    state.tenants.set(book.tenant, book);
+    const accounts = src.u32(`${what}.accounts`);
+    const transfers = src.u32(`${what}.transfers`);
+    if (accounts === 0 && transfers === 0) throw new SnapshotError(`${what} is empty`);
+    const accountLength = whole(src.f64(`${what} length`), `${what} length`);
+    const transferLength = whole(src.f64(`${what} length`), `${what} length`);
+    sections.push({ book, what, accounts, transfers,
+      accountBytes: src.bytes(accountLength, `${what}.accounts`),
+      transferBytes: src.bytes(transferLength, `${what}.transfers`) });
+  }
+  if (src.remaining !== 0) throw new SnapshotError(`${src.remaining} bytes after the tenants`);
+  // Every tenant's transfer columns first, the account objects after: each large typed array
+  // counts towards V8's external memory and may start a full GC, whose cost grows with the
+  // objects already made, so the arrays are made while there are few.
+  for (const s of sections) {
+    const part = new ByteSource(s.transferBytes);
+    decodeTransfers(state, s.book, part, s.transfers, s.accounts, `${s.what}.transfers`);
+    if (part.remaining !== 0) throw new SnapshotError(`${s.what}.transfers: trailing bytes`);
+  }
+  for (const s of sections) {
+    const part = new ByteSource(s.accountBytes);
+    decodeAccounts(state, s.book, part, s.accounts, `${s.what}.accounts`);
+    if (part.remaining !== 0) throw new SnapshotError(`${s.what}.accounts: trailing bytes`);
+    rebuildHistories(s.book);
+  }
+  rebuildTimeouts(state);
+  return state;
+}
+
+/** A safe integer >= 0 (sequences, times, counts). */
+function whole(n: number, what: string): number {
+  if (!Number.isSafeInteger(n) || n < 0) throw new SnapshotError(`${what} is not an integer`);
+  return n;
+}
+
+function decodeAccounts(state: ShardState, book: TenantBook, src: ByteSource, n: number,
+  what: string): void {
+  const ids: string[] = [];
+  readStrings(src, n, `${what}.ids`, (_k, id) => ids.push(id));
+  const currencies = readDict(src, n, `${what}.currency`);
+  const metadata = readDict(src, n, `${what}.metadata`);
+  const allowNegative = byteColumn(src, n, `${what}.allowNegative`);
+  const createdAt = rising(src, n, `${what}.createdAt`);
+  const sequence = rising(src, n, `${what}.sequence`);
+  const totals = [0, 1, 2, 3].map((c) => values(src, n, `${what}.totals[${c}]`));
+  const wide = readWideTotals(src, n, `${what}.wide`);
+  let last = 0;
+  for (let k = 0; k < n; k++) {
+    const flag = allowNegative[k] ?? 2;
+    const seq = sequence[k] ?? -1;
+    const created = createdAt[k] ?? -1;
+    if (flag > 1 || !isMinor(seq) || seq <= last || seq > state.sequence || !isMinor(created) ||
+      created > state.time) {
+      throw new SnapshotError(`${what}[${k}]: allowNegative, sequence or createdAt is wrong`);
+    }
+    last = seq;
+    const account = new Account(book, k, ids[k] as string, currencies[k] as string, flag === 1,
+      metadata[k] as string, created, seq);
+    setTotals(account, totals, k, wide.size > 0 ? wide.get(k) : undefined, what);
+    book.accounts.set(account.id, account);
+    if (book.accounts.size !== k + 1) throw new SnapshotError(`${what}[${k}] repeats an id`);
+    book.accountList.push(account);
+  }
+}
+
+type Totals = [bigint, bigint, bigint, bigint];
+
+function readWideTotals(src: ByteSource, n: number, what: string): Map<number, Totals> {
+  const wide = new Map<number, Totals>();
+  let previous = -1;
+  const count = src.u32(`${what} count`);
+  for (let j = 0; j < count; j++) {
+    const k = src.u32(`${what}[${j}].index`);
+    if (k <= previous || k >= n) throw new SnapshotError(`${what}[${j}] out of order`);
+    previous = k;
+    const at = `${what}[${j}]`;
+    const values: Totals = [src.i64(at), src.i64(at), src.i64(at), src.i64(at)];
+    if (values.every((v) => v <= BigInt(Number.MAX_SAFE_INTEGER))) {
+      throw new SnapshotError(`${what}[${j}] fits the columns`);
+    }
+    wide.set(k, values);
+  }
+  return wide;
+}
+
+/** Narrow totals go straight into the account; wide ones through its bigint setters. */
+function setTotals(a: Account, totals: Float64Array[], k: number, wide: Totals | undefined,
+  accounts: string): void {
+  const what = wide === undefined ? '' : `${accounts}[${k}]`;
+  const [pdc, pcc, hdc, hcc] = totals as [Float64Array, Float64Array, Float64Array, Float64Array];
+  const pd = pdc[k] ?? -2;
+  const pc = pcc[k] ?? -2;
+  const hd = hdc[k] ?? -2;
+  const hc = hcc[k] ?? -2;
+  if (wide !== undefined) {
+    if (pd !== WIDE || pc !== WIDE || hd !== WIDE || hc !== WIDE) {
+      throw new SnapshotError(`${what} is listed wide but has narrow totals`);
+    }
+    for (const v of wide) if (v < 0n || v > MAX_MINOR) throw new SnapshotError(`${what} total`);
+    [a.postedDebits, a.postedCredits, a.pendingDebits, a.pendingCredits] = wide;
+    return;
+  }
+  if (!(isMinor(pd) && isMinor(pc) && isMinor(hd) && isMinor(hc))) {
+    throw new SnapshotError(`${accounts}[${k}] total is not minor units`);
+  }
+  a.pd = pd;
+  a.pc = pc;
+  a.hd = hd;
+  a.hc = hc;
+}
+
+/**
+ * The capacity live growth (doubling from `min`) gives an array of `n` items: decoded arrays
+ * get the same room, so the first appends after a recovery do not regrow every book and
+ * every account at once (that churn made the tail replay mostly garbage collection).
+ */
+function grownCapacity(n: number, min: number): number {
+  let capacity = min;
+  while (capacity < n) capacity *= 2;
+  return capacity;
+}
+
+function isMinor(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0;
+}
+
+function decodeTransfers(state: ShardState, book: TenantBook, src: ByteSource, n: number,
+  accounts: number, what: string): void {
+  const t = book.transfers;
+  // Millions of ids: loaded straight from their bytes (no string each) when all are ASCII;
+  // otherwise, or to name a repeated id, one by one.
+  const ids = readStringColumn(src, n, `${what}.ids`);
+  if (!t.ids.loadAscii(ids.bytes, ids.lengths, n)) {
+    eachString(ids, n, `${what}.ids`, (i, id) => {
+      if (t.ids.find(id) !== -1) throw new SnapshotError(`${what}.ids[${i}] repeats an id`);
+      t.ids.add(id);
+    });
+  }
+  const capacity = grownCapacity(n, 8);
+  t.amount = values(src, n, `${what}.amount`, capacity);
+  t.time = rising(src, n, `${what}.time`, capacity);
+  t.sequence = rising(src, n, `${what}.sequence`, capacity);
+  t.from = int32Values(src, n, `${what}.from`, capacity);
+  t.to = int32Values(src, n, `${what}.to`, capacity);
+  t.status = byteColumn(src, n, `${what}.status`, capacity);
+  t.posted = new Float64Array(capacity);
+  t.settleSequence = new Float64Array(capacity);
+  t.settleTime = new Float64Array(capacity);
+  readWide(src, t, t.wideAmounts, (i) => t.amount[i] === WIDE, `${what}.wideAmounts`);
+  const settled = readSettled(state, src, t, `${what}.settled`);
+  readWide(src, t, t.widePosted, (i) => t.settleSequence[i] !== 0 && t.posted[i] === WIDE,
+    `${what}.widePosted`);
+  const rejected = readExtras(src, t, `${what}.extras`);
+  checkTransfers(state, t, accounts, settled, rejected, what);
+  checkExtras(t, what);
+}
+
+/** [index, i64] items in index order, each where `belongs` says a wide value must be. */
+function readWide(src: ByteSource, t: TransferColumns, into: Map<number, bigint>,
+  belongs: (i: number) => boolean, what: string): void {
+  let previous = -1;
+  const count = src.u32(`${what} count`);
+  for (let j = 0; j < count; j++) {
+    const i = src.u32(`${what}[${j}].index`);
+    if (i <= previous || i >= t.count || !belongs(i)) {
+      throw new SnapshotError(`${what}[${j}] is out of order or not wide`);
+    }
+    previous = i;
+    const value = src.i64(`${what}[${j}]`);
+    if (value >= 0n && value <= BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new SnapshotError(`${what}[${j}] fits its column`);
+    }
+    into.set(i, value);
+  }
+}
+
+/** Settled holds: [index, settleSequence, settleTime, posted]; returns how many. */
+function readSettled(state: ShardState, src: ByteSource, t: TransferColumns,
+  what: string): number {
+  let previous = -1;
+  const count = src.u32(`${what} count`);
+  for (let j = 0; j < count; j++) {
+    try {
+      previous = readSettledHold(state, src, t, previous);
+    } catch (err) {
+      throw relabelled(err, `${what}[${j}]`);
+    }
+  }
+  return count;
+}
+
+/** One settled hold after index `previous` (labels relative, as in readExtra). */
+function readSettledHold(state: ShardState, src: ByteSource, t: TransferColumns,
+  previous: number): number {
+  const i = src.u32('.index');
+  if (i <= previous || i >= t.count) throw new SnapshotError(' is out of order');
+  const sequence = whole(src.f64('.sequence'), '.sequence');
+  const time = whole(src.f64('.time'), '.time');
+  const posted = src.f64('.posted');
+  const status = t.status[i];
+  const postedOk = status === Status.postedPending
+    ? posted === WIDE || (Number.isSafeInteger(posted) && posted >= 0)
+    : (status === Status.voidedClient || status === Status.voidedTimeout) && posted === 0;
+  if (!postedOk || sequence <= (t.sequence[i] ?? 0) || sequence > state.sequence ||
+    time < (t.time[i] ?? 0) || time > state.time) {
+    throw new SnapshotError(' does not fit its transfer');
+  }
+  t.settleSequence[i] = sequence;
+  t.settleTime[i] = time;
+  t.posted[i] = posted;
+  return i;
+}
+
+/** The extras in index order; returns how many record a rejection. */
+function readExtras(src: ByteSource, t: TransferColumns, what: string): number {
+  let previous = -1;
+  let rejections = 0;
+  const count = src.u32(`${what} count`);
+  for (let j = 0; j < count; j++) {
+    try {
+      previous = readExtra(src, t, previous);
+    } catch (err) {
+      throw relabelled(err, `${what}[${j}]`);
+    }
+    if ((t.extras.get(previous)?.rejectCode ?? null) !== null) rejections++;
+  }
+  return rejections;
+}
+
+/**
+ * One extra, after index `previous`; returns its index. Its labels are relative ('.from'):
+ * the caller prefixes the item's own label only when something fails, so a decode of
+ * millions of extras builds no label strings.
+ */
+function readExtra(src: ByteSource, t: TransferColumns, previous: number): number {
+  const i = src.u32('.index');
+  if (i <= previous || i >= t.count) throw new SnapshotError(' is out of order');
+  const fromAccountId = src.text('.from');
+  const toAccountId = src.text('.to');
+  const currencyCode = src.text('.currency');
+  const description = src.str('.description', true);
+  const paymentTypeId = src.str('.paymentTypeId', true);
+  const flag = src.u8('.pending');
+  const seconds = src.f64('.timeoutSeconds');
+  const code = src.str('.rejectCode', true);
+  const rejectCode: ErrorCode | null = code === null ? null : isErrorCode(code) ? code : null;
+  if (flag > 1 || (code !== null && rejectCode === null) ||
+    (seconds !== -1 && !Number.isSafeInteger(seconds)) || seconds < -1 ||
+    (rejectCode !== null) !== (t.status[i] === Status.rejected)) {
+    throw new SnapshotError(' does not fit its transfer');
+  }
+  const extra: TransferExtra = { fromAccountId, toAccountId, currencyCode, description,
+    paymentTypeId, pending: flag === 1, timeoutSeconds: seconds === -1 ? null : seconds,
+    rejectCode };
+  t.extras.set(i, extra);
+  return i;
+}
+
+/** A SnapshotError with a relative message ('.from: truncated') under its item's label. */
+function relabelled(err: unknown, label: string): unknown {
+  return err instanceof SnapshotError ? new SnapshotError(`${label}${err.why}`) : err;
+}
+
+/** Every transfer's columns agree with each other, with the lists and with the book. */
+function checkTransfers(state: ShardState, t: TransferColumns, accounts: number,
+  settled: number, rejected: number, what: string): void {
+  let last = 0;
+  let settledSeen = 0;
+  let rejectedSeen = 0;
+  for (let i = 0; i < t.count; i++) {
+    const status = t.status[i];
+    const sequence = t.sequence[i] ?? -1;
+    const time = t.time[i] ?? -1;
+    const amount = t.amount[i] ?? -2;
+    const from = t.from[i] ?? -2;
+    const to = t.to[i] ?? -2;
+    const isRejected = status === Status.rejected;
+    const ok = isStatusCode(status) && Number.isSafeInteger(sequence) && sequence > last &&
+      sequence <= state.sequence && Number.isSafeInteger(time) && time >= 0 &&
+      time <= state.time &&
+      (amount === WIDE ? t.wideAmounts.has(i) : Number.isSafeInteger(amount) && amount >= 0) &&
+      (isRejected ? from === WIDE && to === WIDE
+        : from >= 0 && from < accounts && to >= 0 && to < accounts) &&
+      isSettledStatus(status) === (t.settleSequence[i] !== 0) &&
+      (t.posted[i] !== WIDE || t.widePosted.has(i));
+    if (!ok) throw new SnapshotError(`${what}[${i}] does not fit its columns or book`);
+    last = sequence;
+    if (isRejected) rejectedSeen++;
+    if (t.settleSequence[i] !== 0) settledSeen++;
+    if (status === Status.posted) {
+      t.posted[i] = amount; // a posted transfer moved exactly its amount
+      if (amount === WIDE) t.widePosted.set(i, t.wideAmounts.get(i) ?? 0n);
+    }
+  }
+  if (settledSeen !== settled || rejectedSeen !== rejected) {
+    throw new SnapshotError(`${what}: settlements or rejections do not match the transfers`);
+  }
+}
+
+function isSettledStatus(status: number | undefined): boolean {
+  return status === Status.postedPending || status === Status.voidedClient ||
+    status === Status.voidedTimeout;
+}
+
+function checkExtras(t: TransferColumns, what: string): void {
+  for (const [i, extra] of t.extras) {
+    const seconds = extra.timeoutSeconds;
+    if (seconds !== null && !Number.isSafeInteger((t.time[i] ?? 0) + seconds * 1000)) {
+      throw new SnapshotError(`${what}.extras of #${i}: timeoutSeconds is out of range`);
+    }
+  }
+}
+
+/**
+ * Account histories in sequence order, exactly as live effects appended them: creations come
+ * in transfer order (already sequence order), settlements sorted by their own sequence. Built
+ * in one array per book, in which each history gets the room live growth would have given it
+ * (its own array once it outgrows that), instead of a push at a time into a million arrays.
+ */
+function rebuildHistories(book: TenantBook): void {
+  const t = book.transfers;
+  const accounts = book.accountList;
+  const counts = new Int32Array(accounts.length);
+  const settled: number[] = [];
+  for (let i = 0; i < t.count; i++) {
+    if (t.status[i] === Status.rejected) continue;
+    const times = (t.settleSequence[i] ?? 0) > 0 ? 2 : 1;
+    if (times === 2) settled.push(i);
+    const from = t.from[i] ?? 0;
+    const to = t.to[i] ?? 0;
+    counts[from] = (counts[from] ?? 0) + times;
+    counts[to] = (counts[to] ?? 0) + times;
+  }
+  const starts = new Int32Array(accounts.length + 1);
+  for (let k = 0; k < accounts.length; k++) {
+    const count = counts[k] ?? 0;
+    starts[k + 1] = (starts[k] ?? 0) + (count > 4 ? grownCapacity(count, 4) : count);
+  }
+  const all = new Int32Array(starts[accounts.length] ?? 0);
+  const next = starts.slice(0, accounts.length);
+  const push = (code: number): void => {
+    const i = code >> 1;
+    all[(next[t.from[i] ?? 0] as number)++] = code;
+    all[(next[t.to[i] ?? 0] as number)++] = code;
+  };
+  settled.sort((a, b) => (t.settleSequence[a] ?? 0) - (t.settleSequence[b] ?? 0));
+  let s = 0;
+  let due = settled.length > 0 ? (t.settleSequence[settled[0] ?? 0] ?? 0) : Infinity;
+  for (let i = 0; i < t.count; i++) {
+    if (t.status[i] === Status.rejected) continue;
+    const sequence = t.sequence[i] ?? 0;
+    while (due < sequence) {
+      push(2 * (settled[s] ?? 0) + 1);
+      due = ++s < settled.length ? (t.settleSequence[settled[s] ?? 0] ?? 0) : Infinity;
+    }
+    push(2 * i);
+  }
+  for (; s < settled.length; s++) push(2 * (settled[s] ?? 0) + 1);
+  for (const a of accounts) adoptHistory(a, all, starts[a.index] ?? 0, starts[a.index + 1] ?? 0,
+    counts[a.index] ?? 0);
+}
+
+/** Gives the account its history: a view with room, or a copy into its own small array. */
+function adoptHistory(a: Account, all: Int32Array<ArrayBuffer>, start: number, end: number,
+  count: number): void {
+  if (count > a.codes.length) a.codes = all.subarray(start, end);
+  else a.codes.set(all.subarray(start, start + count));
+  a.codeCount = count;
+}
+
+/** Holds of pending transfers with a timeout; a sorted array is a valid min-heap. */
+function rebuildTimeouts(state: ShardState): void {
+  const queued: Hold[] = [];
+  for (const book of state.tenants.values()) {
+    const t = book.transfers;
+    for (const i of t.extras.keys()) { // a timeout lives in the extras, in index order
+      const expiry = t.status[i] === Status.pending ? expiresAt(book, i) : null;
+      if (expiry === null) continue;
+      const hold = new Hold(book, i, t.ids.keyAt(i), expiry);
+      book.holds.set(i, hold);
+      queued.push(hold);
+    }
+  }
+  queued.sort(compareTimeouts);
+  for (const hold of queued) state.timeouts.push(hold);
+}
