@@ -74,6 +74,22 @@ describe('binary COPY codec', () => {
     }
   });
 
+  test('ranges of a larger buffer decode like chunks of their own, cut at every byte', () => {
+    const rows = fc.sample(rowArb, { numRuns: 3, seed: 11 });
+    const bytes = encode(rows);
+    const padded = Buffer.concat([Buffer.from('xx'), bytes, Buffer.from('yyy')]);
+    const view = new DataView(padded.buffer, padded.byteOffset, padded.length);
+    for (let cut = 2; cut <= bytes.length + 2; cut++) {
+      const out: JournalRow[] = [];
+      const dec = new CopyBinaryDecoder(JOURNAL_COLUMNS.length,
+        (row) => out.push(readJournalRow(row)));
+      dec.pushRange(padded, view, 2, cut);
+      dec.pushRange(padded, view, cut, bytes.length + 2);
+      dec.end();
+      expect(out).toEqual(rows);
+    }
+  });
+
   test('refuses a wrong signature, a missing trailer and bytes after the trailer', () => {
     const bytes = encode(fc.sample(rowArb, { numRuns: 2, seed: 7 }));
     const bad = Buffer.from(bytes);

@@ -183,6 +183,8 @@ export function writeJournalRow(
  */
 export class CopyRow {
   buf: Buffer = Buffer.alloc(0);
+  /** a view of `buf`, for reading fields without a Buffer method call each */
+  view: DataView = new DataView(new ArrayBuffer(0));
   count = 0;
   readonly starts: Int32Array;
   /** byte length per field, -1 for NULL */
@@ -231,6 +233,7 @@ export class CopyRow {
 }
 
 type DecoderState = 'header' | 'tuples' | 'done';
+const NO_BYTES = Buffer.alloc(0);
 
 /**
  * Incremental decoder: push() chunks as they arrive, cut anywhere; onRow fires once per
@@ -238,7 +241,7 @@ type DecoderState = 'header' | 'tuples' | 'done';
  * chunk arrives), so memory stays bounded by the largest row plus one chunk.
  */
 export class CopyBinaryDecoder {
-  private pending: Buffer = Buffer.alloc(0);
+  private pending: Buffer = NO_BYTES;
   private state: DecoderState = 'header';
   private readonly row: CopyRow;
   rows = 0;
@@ -251,26 +254,44 @@ export class CopyBinaryDecoder {
   }
 
   push(chunk: Buffer): void {
-    const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    let at = 0;
+    this.pushRange(chunk, new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength), 0,
+      chunk.length);
+  }
+
+  /**
+   * push() of src[from, to), `view` viewing all of src: no Buffer is made for the range (the
+   * auditor feeds CopyData bodies straight from socket chunks). Rows point into src, which the
+   * decoder may keep (unfinished tail) until the next push: src must not be reused meanwhile.
+   */
+  pushRange(src: Buffer, view: DataView, from: number, to: number): void {
+    let buf = src;
+    let v = view;
+    let at = from;
+    let end = to;
+    if (this.pending.length > 0) {
+      buf = Buffer.concat([this.pending, src.subarray(from, to)]);
+      v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      at = 0;
+      end = buf.length;
+    }
     if (this.state === 'header') {
-      const end = readHeader(buf);
-      if (end < 0) {
-        this.pending = buf;
+      const header = readHeader(buf.subarray(at, end));
+      if (header < 0) {
+        this.pending = buf.subarray(at, end);
         return;
       }
-      at = end;
+      at += header;
       this.state = 'tuples';
     }
     while (this.state === 'tuples') {
-      const end = this.readTuple(buf, at);
-      if (end < 0) break;
-      at = end;
+      const next = this.readTuple(buf, v, at, end);
+      if (next < 0) break;
+      at = next;
     }
-    if (this.state === 'done' && at < buf.length) {
-      throw new CopyDecodeError(`${buf.length - at} bytes after the trailer`);
+    if (this.state === 'done' && at < end) {
+      throw new CopyDecodeError(`${end - at} bytes after the trailer`);
     }
-    this.pending = at === buf.length ? Buffer.alloc(0) : buf.subarray(at);
+    this.pending = at === end ? NO_BYTES : buf.subarray(at, end);
   }
 
   /** The stream ended: it must have ended exactly after the trailer. */
@@ -280,10 +301,10 @@ export class CopyBinaryDecoder {
     }
   }
 
-  /** Decodes one tuple or the trailer at `at`; returns its end, or -1 when incomplete. */
-  private readTuple(buf: Buffer, at: number): number {
-    if (at + 2 > buf.length) return -1;
-    const count = buf.readInt16BE(at);
+  /** Decodes one tuple or the trailer at `at` (bytes end at `end`); its end, or -1. */
+  private readTuple(buf: Buffer, view: DataView, at: number, end: number): number {
+    if (at + 2 > end) return -1;
+    const count = view.getInt16(at);
     if (count === -1) {
       this.state = 'done';
       return at + 2;
@@ -294,16 +315,17 @@ export class CopyBinaryDecoder {
     const row = this.row;
     let p = at + 2;
     for (let i = 0; i < count; i++) {
-      if (p + 4 > buf.length) return -1;
-      const len = buf.readInt32BE(p);
+      if (p + 4 > end) return -1;
+      const len = view.getInt32(p);
       if (len < -1) throw new CopyDecodeError(`field length ${len}`);
       p += 4;
       row.starts[i] = p;
       row.lengths[i] = len;
       if (len > 0) p += len;
-      if (p > buf.length) return -1;
+      if (p > end) return -1;
     }
     row.buf = buf;
+    row.view = view;
     row.count = count;
     this.rows++;
     this.onRow(row);

@@ -2,10 +2,10 @@
 // report. Runs in the main thread or as a piscina worker; never writes to any journal.
 
 import {
-  readFileShard,
-  readPgShard,
   databaseOfShard,
-  type ReadBatch,
+  scanFileShard,
+  scanPgShard,
+  type RecordBatch,
 } from '../../persistence/journal-reader.js';
 import { FileSnapshotStore } from '../../persistence/snapshot-file.js';
 import type { Snapshot } from '../../protocol/storage.js';
@@ -31,12 +31,15 @@ export interface ShardTask {
   slot: number;
 }
 
-function readerOf(task: ShardTask, onUnits: (units: number) => void): AsyncGenerator<ReadBatch> {
+function readerOf(
+  task: ShardTask,
+  onUnits: (units: number) => void,
+): AsyncGenerator<RecordBatch> {
   const source = task.source;
-  if (source.kind === 'file') return readFileShard(source.dataDir, task.shard, onUnits);
+  if (source.kind === 'file') return scanFileShard(source.dataDir, task.shard, onUnits);
   const url = source.urls[databaseOfShard(task.shard, source.urls.length)];
   if (url === undefined) throw new RangeError('audit: no database URL');
-  return readPgShard(url, task.shard, onUnits);
+  return scanPgShard(url, task.shard, onUnits);
 }
 
 async function loadSnapshot(task: ShardTask): Promise<Snapshot | null> {
@@ -64,7 +67,7 @@ export async function auditShard(task: ShardTask): Promise<ShardReport> {
   const reader = readerOf(task, onUnits);
   try {
     for await (const batch of reader) {
-      const more = audit.add(batch.records);
+      const more = audit.addBatch(batch);
       if (batch.problem !== null) audit.problem(batch.problem);
       if (!more) break;
     }
