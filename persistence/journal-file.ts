@@ -194,9 +194,17 @@ export class FileJournal implements JournalSink {
   /** Checks continuity against accepted-but-pending groups, then advances pendingSeq. */
   private acceptSequences(entries: readonly JournalEntry[]): void {
     const next = new Map<ShardFiles, number>();
+    // Entries come in runs of one shard (a batch applies shard by shard): one lookup per run.
+    let shard = -1;
+    let files: ShardFiles | null = null;
+    let seq = 0;
     for (const e of entries) {
-      const files = this.files(e.shard);
-      const seq = next.get(files) ?? files.pendingSeq;
+      if (e.shard !== shard || files === null) {
+        if (files !== null) next.set(files, seq);
+        shard = e.shard;
+        files = this.files(shard);
+        seq = next.get(files) ?? files.pendingSeq;
+      }
       if (e.sequence !== seq + 1) {
         throw new Error(`FileJournal.commit: shard ${e.shard} sequence ${e.sequence} does not ` +
           `follow ${seq}`);
@@ -204,9 +212,10 @@ export class FileJournal implements JournalSink {
       if (e.epoch !== this.epoch) {
         throw new Error(`FileJournal.commit: entry epoch ${e.epoch} is not ours (${this.epoch})`);
       }
-      next.set(files, e.sequence);
+      seq = e.sequence;
     }
-    for (const [files, seq] of next) files.pendingSeq = seq;
+    if (files !== null) next.set(files, seq);
+    for (const [f, last] of next) f.pendingSeq = last;
   }
 
   private async commitNow(entries: readonly JournalEntry[]): Promise<void> {
@@ -227,9 +236,15 @@ export class FileJournal implements JournalSink {
   /** Encodes one frame per touched shard into the reused encoder. */
   private encodeGroup(entries: readonly JournalEntry[]): PendingFrame[] {
     for (const list of this.groups.values()) list.length = 0;
+    let shard = -1;
+    let list: JournalEntry[] = [];
     for (const e of entries) {
-      let list = this.groups.get(e.shard);
-      if (list === undefined) this.groups.set(e.shard, (list = []));
+      if (e.shard !== shard) {
+        shard = e.shard;
+        const known = this.groups.get(shard);
+        if (known === undefined) this.groups.set(shard, (list = []));
+        else list = known;
+      }
       list.push(e);
     }
     const enc = this.encoder;

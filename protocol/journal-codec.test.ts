@@ -56,6 +56,25 @@ describe('journal-codec', () => {
     }));
   });
 
+  it('writes the same bytes when it copies the previous hash and a repeated detail', () => {
+    // Details from a small set (one longer than the encoder keeps), so runs repeat and switch.
+    const details = ['', '{"a":1}', 'x'.repeat(300), '{"description":"€"}'];
+    const chain = fc.array(fc.tuple(arbEntry, fc.integer({ min: 0, max: 3 })),
+      { minLength: 1, maxLength: 12 });
+    fc.assert(fc.property(chain, (items) => {
+      const entries = items.map(([e, d]) => ({ ...e, detail: details[d] as string }));
+      const together = new EntryEncoder(128);
+      together.appendChain(entries, ZERO_HASH);
+      let prev: Uint8Array = ZERO_HASH;
+      const apart = entries.map((e) => {
+        const rec = encodeEntry(prev, e);
+        prev = entryHash(prev, e);
+        return rec;
+      });
+      expect(together.bytes()).toEqual(Buffer.concat(apart));
+    }));
+  });
+
   it('reports truncation at every byte, never throws', () => {
     const rec = encodeEntry(ZERO_HASH, sample(7));
     expect(rec.length).toBeGreaterThanOrEqual(MIN_RECORD_BYTES);

