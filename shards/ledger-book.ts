@@ -17,8 +17,13 @@ import {
 export { Account, MAX_MINOR, type HistoryRow } from './account.js';
 export { Status, isStatusCode, type StatusCode, type TransferExtra } from './transfer-columns.js';
 
-/** The journal detail of a transfer without description, payment type or timeout. */
-export const NO_TRANSFER_DETAIL = '{"description":null,"paymentTypeId":null,"timeoutSeconds":null}';
+/**
+ * The journal detail of a transfer without description, payment type or timeout: empty, so the
+ * common record is 64 bytes shorter (one SHA-256 block less to hash, a quarter less to write).
+ * Journals written before carry `{"description":null,"paymentTypeId":null,"timeoutSeconds":null}`
+ * instead, which replays to the same state.
+ */
+export const NO_TRANSFER_DETAIL = '';
 export const VOID_CLIENT_DETAIL = '{"reason":"client"}';
 export const VOID_TIMEOUT_DETAIL = '{"reason":"timeout"}';
 

@@ -300,6 +300,21 @@ describe('entries and replay', () => {
     expect(stateDigest(replayed)).toBe(stateDigest(shard.state));
   });
 
+  it('writes no detail for a plain transfer, and replays the older full form the same', () => {
+    const shard = funded();
+    shard.one(tx('plain', 'alice', 'bob', 7n));
+    shard.one(tx('held', 'alice', 'bob', 9n, { pending: true }));
+    const plain = shard.journal.filter((e) => e.kind === 'post' || e.kind === 'pending');
+    expect(plain.map((e) => e.detail)).toEqual(plain.map(() => ''));
+    // What journals written before this form carry for the same transfers.
+    const legacy = shard.journal.map((e) => (e.detail === '' && e.kind !== 'account-open'
+      ? { ...e, detail: '{"description":null,"paymentTypeId":null,"timeoutSeconds":null}' }
+      : e));
+    const replayed = createShardState(1, 2);
+    for (const entry of legacy) applyEntry(replayed, entry);
+    expect(stateDigest(replayed)).toBe(stateDigest(shard.state));
+  });
+
   it('leaves the clock alone when a batch writes nothing', () => {
     const shard = funded();
     const time = shard.state.time;
