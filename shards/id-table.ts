@@ -69,6 +69,10 @@ export class StringIndex {
     while (n * 2 > slots) slots *= 2;
     const mask = slots - 1;
     const table = new Int32Array(2 * slots);
+    // Written once in order before the random probes: a fresh page first read maps the zero
+    // page and faults again on its first write, two page faults instead of one (and a fault
+    // costs microseconds on a VM; a large snapshot loads hundreds of MiB of tables).
+    table.fill(0);
     const ends = new Float64Array(Math.max(MIN_CAPACITY, 2 * n));
     const chars = new Uint16Array(Math.max(MIN_CAPACITY * 8, 2 * bytes.length));
     let at = 0;

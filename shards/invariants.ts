@@ -58,7 +58,7 @@ function checkAccount(book: TenantBook, account: Account): void {
   }
   let previous = account.sequence;
   for (let k = 0; k < account.codeCount; k++) {
-    const code = account.codes[k] ?? 0;
+    const code = account.codeAt(k);
     const i = code >> 1;
     const sequence = ((code & 1) === 0 ? t.sequence[i] : t.settleSequence[i]) ?? 0;
     if (sequence <= previous) {

@@ -4,7 +4,9 @@
 
 import type { ErrorCode } from '../protocol/errors.js';
 import type { JournalEntry } from '../protocol/journal-entry.js';
-import { Account, addPair, subPair, type HistoryRow, type HistorySource } from './account.js';
+import {
+  Account, TotalsBlocks, addPair, subPair, type HistoryRow, type HistorySource,
+} from './account.js';
 import { TimeoutHeap, type TimeoutItem } from './timeout-heap.js';
 import {
   Status,
@@ -77,6 +79,8 @@ export class TenantBook implements HistorySource {
   readonly accounts = new Map<string, Account>();
   /** accounts by index, in creation order */
   readonly accountList: Account[] = [];
+  /** where the accounts keep their narrow totals */
+  readonly totals = new TotalsBlocks();
   /** transfers and recorded rejections, in creation (sequence) order */
   readonly transfers = new TransferColumns();
   /** pending transfers with a timeout, by transfer index, until settled */
@@ -101,11 +105,10 @@ export class TenantBook implements HistorySource {
         debitAccountId: '', creditAccountId: account.id, amountMinor: 0n,
         time: account.createdAt };
     }
-    const code = account.codes[position - 1];
-    if (code === undefined || position > account.codeCount) {
+    if (!(position > 0 && position <= account.codeCount)) {
       throw new Error(`ledger: ${account.id} has no history row ${position}`);
     }
-    return this.effectRow(code);
+    return this.effectRow(account.codeAt(position - 1));
   }
 
   /** The effect `code` (2 * transfer index, +1 for its settlement) as a history row. */
@@ -160,7 +163,7 @@ export function openAccount(
   metadata: string,
 ): Account {
   const account = new Account(book, book.accountList.length, entry.creditAccountId,
-    entry.currencyCode, allowNegative, metadata, entry.time, entry.sequence);
+    entry.currencyCode, allowNegative, metadata, entry.time, entry.sequence, book.totals);
   book.accounts.set(account.id, account);
   book.accountList.push(account);
   return account;

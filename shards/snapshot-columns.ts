@@ -133,6 +133,21 @@ export class SinkList {
   }
 }
 
+/**
+ * A temporary column shared by the reads of one decode, each done with it before the next
+ * takes it: a fresh array per read costs a page fault per 4 KiB on its first touch (about
+ * 2 us on a VM), which is most of what such a temporary costs.
+ */
+export class ScratchColumn {
+  private values = new Float64Array(0);
+
+  /** At least `n` values, contents undefined, valid until the next take. */
+  take(n: number): Float64Array {
+    if (this.values.length < n) this.values = new Float64Array(n);
+    return this.values;
+  }
+}
+
 /** strings(n): calls `each` with every string in order (no array of them is kept here). */
 export function readStrings(src: ByteSource, n: number, what: string,
   each: (k: number, value: string) => void): void {
@@ -145,9 +160,10 @@ export interface StringColumnBytes {
   bytes: Uint8Array;
 }
 
-export function readStringColumn(src: ByteSource, n: number, what: string):
-  StringColumnBytes {
-  const lengths = new Float64Array(n);
+/** The lengths go in `scratch` if given: the result is then valid until its next take. */
+export function readStringColumn(src: ByteSource, n: number, what: string,
+  scratch?: ScratchColumn): StringColumnBytes {
+  const lengths = scratch === undefined ? new Float64Array(n) : scratch.take(n);
   src.varints(lengths, n, `${what} lengths`);
   let total = 0;
   for (let k = 0; k < n; k++) total += lengths[k] ?? 0;
@@ -180,19 +196,29 @@ export function eachString(column: StringColumnBytes, n: number, what: string,
   }
 }
 
-/** dict(n): the n values, each one of a list of distinct strings. */
-export function readDict(src: ByteSource, n: number, what: string): string[] {
+/** A dict column read back: value k is values[codes[k]], every code checked in range. */
+export interface DictColumnValues {
+  values: string[];
+  codes: Float64Array;
+}
+
+/** dict(n): the n values, each one of a list of distinct strings (see dictValue). */
+export function readDict(src: ByteSource, n: number, what: string): DictColumnValues {
   const values: string[] = [];
   readStrings(src, src.u32(`${what} values`), what, (_k, value) => values.push(value));
   const codes = new Float64Array(n);
   src.varints(codes, n, `${what} codes`);
-  const out = new Array<string>(n);
   for (let k = 0; k < n; k++) {
-    const value = values[codes[k] ?? -1];
-    if (value === undefined) throw new SnapshotError(`${what}[${k}] is not in its dictionary`);
-    out[k] = value;
+    if (!((codes[k] ?? -1) < values.length)) {
+      throw new SnapshotError(`${what}[${k}] is not in its dictionary`);
+    }
   }
-  return out;
+  return { values, codes };
+}
+
+/** Value k of a dict column read back. */
+export function dictValue(dict: DictColumnValues, k: number): string {
+  return dict.values[dict.codes[k] ?? 0] as string;
 }
 
 /** rising(n): the running sums of n varints, in an array of `capacity` (>= n). */
@@ -215,13 +241,14 @@ export function values(src: ByteSource, n: number, what: string,
   return out;
 }
 
-/** values(n) that must fit 32 bits (account indexes, or WIDE). */
-export function int32Values(src: ByteSource, n: number, what: string,
-  capacity: number): Int32Array<ArrayBuffer> {
-  const raw = values(src, n, what);
+/** values(n) that must fit 32 bits (account indexes, or WIDE); read through `scratch`. */
+export function int32Values(src: ByteSource, n: number, what: string, capacity: number,
+  scratch: ScratchColumn): Int32Array<ArrayBuffer> {
+  const raw = scratch.take(n);
+  src.varints(raw, n, what);
   const out = new Int32Array(capacity);
   for (let i = 0; i < n; i++) {
-    const v = raw[i] ?? 0;
+    const v = (raw[i] ?? 0) - 1;
     if (v > 0x7fff_ffff) throw new SnapshotError(`${what}[${i}] is not an account index`);
     out[i] = v;
   }

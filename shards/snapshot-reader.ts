@@ -6,7 +6,8 @@ import { isErrorCode, type ErrorCode } from '../protocol/errors.js';
 import { Account, Hold, ShardState, Status, TenantBook, isStatusCode } from './ledger-book.js';
 import { ByteSource, SnapshotError } from './snapshot-bytes.js';
 import {
-  byteColumn, eachString, int32Values, readDict, readStringColumn, readStrings, rising, values,
+  ScratchColumn, byteColumn, dictValue, eachString, int32Values, readDict, readStringColumn,
+  rising, values,
 } from './snapshot-columns.js';
 import { compareTimeouts } from './timeout-heap.js';
 import { WIDE, type TransferColumns, type TransferExtra } from './transfer-columns.js';
@@ -53,9 +54,10 @@ export function decodePayload(payload: Buffer): ShardState {
   // Every tenant's transfer columns first, the account objects after: each large typed array
   // counts towards V8's external memory and may start a full GC, whose cost grows with the
   // objects already made, so the arrays are made while there are few.
+  const scratch = new ScratchColumn();
   for (const s of sections) {
     const part = new ByteSource(s.transferBytes);
-    decodeTransfers(state, s.book, part, s.transfers, s.accounts, `${s.what}.transfers`);
+    decodeTransfers(state, s, part, scratch);
     if (part.remaining !== 0) throw new SnapshotError(`${s.what}.transfers: trailing bytes`);
   }
   for (const s of sections) {
@@ -74,10 +76,10 @@ function whole(n: number, what: string): number {
   return n;
 }
 
+/** The account objects, each made as its id is decoded (no array of ids or values kept). */
 function decodeAccounts(state: ShardState, book: TenantBook, src: ByteSource, n: number,
   what: string): void {
-  const ids: string[] = [];
-  readStrings(src, n, `${what}.ids`, (_k, id) => ids.push(id));
+  const ids = readStringColumn(src, n, `${what}.ids`);
   const currencies = readDict(src, n, `${what}.currency`);
   const metadata = readDict(src, n, `${what}.metadata`);
   const allowNegative = byteColumn(src, n, `${what}.allowNegative`);
@@ -86,7 +88,8 @@ function decodeAccounts(state: ShardState, book: TenantBook, src: ByteSource, n:
   const totals = [0, 1, 2, 3].map((c) => values(src, n, `${what}.totals[${c}]`));
   const wide = readWideTotals(src, n, `${what}.wide`);
   let last = 0;
-  for (let k = 0; k < n; k++) {
+  book.totals.reserve(n);
+  eachString(ids, n, `${what}.ids`, (k, id) => {
     const flag = allowNegative[k] ?? 2;
     const seq = sequence[k] ?? -1;
     const created = createdAt[k] ?? -1;
@@ -95,13 +98,13 @@ function decodeAccounts(state: ShardState, book: TenantBook, src: ByteSource, n:
       throw new SnapshotError(`${what}[${k}]: allowNegative, sequence or createdAt is wrong`);
     }
     last = seq;
-    const account = new Account(book, k, ids[k] as string, currencies[k] as string, flag === 1,
-      metadata[k] as string, created, seq);
+    const account = new Account(book, k, id, dictValue(currencies, k), flag === 1,
+      dictValue(metadata, k), created, seq, book.totals);
     setTotals(account, totals, k, wide.size > 0 ? wide.get(k) : undefined, what);
-    book.accounts.set(account.id, account);
+    book.accounts.set(id, account);
     if (book.accounts.size !== k + 1) throw new SnapshotError(`${what}[${k}] repeats an id`);
     book.accountList.push(account);
-  }
+  });
 }
 
 type Totals = [bigint, bigint, bigint, bigint];
@@ -144,10 +147,7 @@ function setTotals(a: Account, totals: Float64Array[], k: number, wide: Totals |
   if (!(isMinor(pd) && isMinor(pc) && isMinor(hd) && isMinor(hc))) {
     throw new SnapshotError(`${accounts}[${k}] total is not minor units`);
   }
-  a.pd = pd;
-  a.pc = pc;
-  a.hd = hd;
-  a.hc = hc;
+  a.setNarrow(pd, pc, hd, hc);
 }
 
 /**
@@ -165,12 +165,14 @@ function isMinor(n: number): boolean {
   return Number.isSafeInteger(n) && n >= 0;
 }
 
-function decodeTransfers(state: ShardState, book: TenantBook, src: ByteSource, n: number,
-  accounts: number, what: string): void {
-  const t = book.transfers;
+function decodeTransfers(state: ShardState, section: Sections, src: ByteSource,
+  scratch: ScratchColumn): void {
+  const t = section.book.transfers;
+  const n = section.transfers;
+  const what = `${section.what}.transfers`;
   // Millions of ids: loaded straight from their bytes (no string each) when all are ASCII;
   // otherwise, or to name a repeated id, one by one.
-  const ids = readStringColumn(src, n, `${what}.ids`);
+  const ids = readStringColumn(src, n, `${what}.ids`, scratch);
   if (!t.ids.loadAscii(ids.bytes, ids.lengths, n)) {
     eachString(ids, n, `${what}.ids`, (i, id) => {
       if (t.ids.find(id) !== -1) throw new SnapshotError(`${what}.ids[${i}] repeats an id`);
@@ -181,8 +183,8 @@ function decodeTransfers(state: ShardState, book: TenantBook, src: ByteSource, n
   t.amount = values(src, n, `${what}.amount`, capacity);
   t.time = rising(src, n, `${what}.time`, capacity);
   t.sequence = rising(src, n, `${what}.sequence`, capacity);
-  t.from = int32Values(src, n, `${what}.from`, capacity);
-  t.to = int32Values(src, n, `${what}.to`, capacity);
+  t.from = int32Values(src, n, `${what}.from`, capacity, scratch);
+  t.to = int32Values(src, n, `${what}.to`, capacity, scratch);
   t.status = byteColumn(src, n, `${what}.status`, capacity);
   t.posted = new Float64Array(capacity);
   t.settleSequence = new Float64Array(capacity);
@@ -192,7 +194,7 @@ function decodeTransfers(state: ShardState, book: TenantBook, src: ByteSource, n
   readWide(src, t, t.widePosted, (i) => t.settleSequence[i] !== 0 && t.posted[i] === WIDE,
     `${what}.widePosted`);
   const rejected = readExtras(src, t, `${what}.extras`);
-  checkTransfers(state, t, accounts, settled, rejected, what);
+  checkTransfers(state, t, section.accounts, settled, rejected, what);
   checkExtras(t, what);
 }
 
@@ -302,35 +304,40 @@ function relabelled(err: unknown, label: string): unknown {
   return err instanceof SnapshotError ? new SnapshotError(`${label}${err.why}`) : err;
 }
 
-/** Every transfer's columns agree with each other, with the lists and with the book. */
+/**
+ * Every transfer's columns agree with each other, with the lists and with the book. Settled
+ * statuses are counted, not settle columns read: readSettled put a settlement on `settled`
+ * distinct transfers, each with a settled status, so equal counts mean exactly those have
+ * one; and untouched columns stay untouched (a first touch costs a page fault per 4 KiB).
+ */
 function checkTransfers(state: ShardState, t: TransferColumns, accounts: number,
   settled: number, rejected: number, what: string): void {
+  const { status, sequence, time, amount, from, to, posted } = t;
   let last = 0;
   let settledSeen = 0;
   let rejectedSeen = 0;
   for (let i = 0; i < t.count; i++) {
-    const status = t.status[i];
-    const sequence = t.sequence[i] ?? -1;
-    const time = t.time[i] ?? -1;
-    const amount = t.amount[i] ?? -2;
-    const from = t.from[i] ?? -2;
-    const to = t.to[i] ?? -2;
-    const isRejected = status === Status.rejected;
-    const ok = isStatusCode(status) && Number.isSafeInteger(sequence) && sequence > last &&
-      sequence <= state.sequence && Number.isSafeInteger(time) && time >= 0 &&
-      time <= state.time &&
-      (amount === WIDE ? t.wideAmounts.has(i) : Number.isSafeInteger(amount) && amount >= 0) &&
-      (isRejected ? from === WIDE && to === WIDE
-        : from >= 0 && from < accounts && to >= 0 && to < accounts) &&
-      isSettledStatus(status) === (t.settleSequence[i] !== 0) &&
-      (t.posted[i] !== WIDE || t.widePosted.has(i));
+    const s = status[i];
+    const seq = sequence[i] ?? -1;
+    const at = time[i] ?? -1;
+    const n = amount[i] ?? -2;
+    const debit = from[i] ?? -2;
+    const credit = to[i] ?? -2;
+    const isRejected = s === Status.rejected;
+    const isSettled = isSettledStatus(s);
+    const ok = isStatusCode(s) && Number.isSafeInteger(seq) && seq > last &&
+      seq <= state.sequence && Number.isSafeInteger(at) && at >= 0 && at <= state.time &&
+      (n === WIDE ? t.wideAmounts.has(i) : Number.isSafeInteger(n) && n >= 0) &&
+      (isRejected ? debit === WIDE && credit === WIDE
+        : debit >= 0 && debit < accounts && credit >= 0 && credit < accounts) &&
+      (!isSettled || posted[i] !== WIDE || t.widePosted.has(i));
     if (!ok) throw new SnapshotError(`${what}[${i}] does not fit its columns or book`);
-    last = sequence;
+    last = seq;
     if (isRejected) rejectedSeen++;
-    if (t.settleSequence[i] !== 0) settledSeen++;
-    if (status === Status.posted) {
-      t.posted[i] = amount; // a posted transfer moved exactly its amount
-      if (amount === WIDE) t.widePosted.set(i, t.wideAmounts.get(i) ?? 0n);
+    if (isSettled) settledSeen++;
+    if (s === Status.posted) {
+      posted[i] = n; // a posted transfer moved exactly its amount
+      if (n === WIDE) t.widePosted.set(i, t.wideAmounts.get(i) ?? 0n);
     }
   }
   if (settledSeen !== settled || rejectedSeen !== rejected) {
@@ -364,8 +371,9 @@ function rebuildHistories(book: TenantBook): void {
   const counts = new Int32Array(accounts.length);
   const settled: number[] = [];
   for (let i = 0; i < t.count; i++) {
-    if (t.status[i] === Status.rejected) continue;
-    const times = (t.settleSequence[i] ?? 0) > 0 ? 2 : 1;
+    const status = t.status[i];
+    if (status === Status.rejected) continue;
+    const times = isSettledStatus(status) ? 2 : 1; // and then settled (checkTransfers)
     if (times === 2) settled.push(i);
     const from = t.from[i] ?? 0;
     const to = t.to[i] ?? 0;
@@ -374,8 +382,7 @@ function rebuildHistories(book: TenantBook): void {
   }
   const starts = new Int32Array(accounts.length + 1);
   for (let k = 0; k < accounts.length; k++) {
-    const count = counts[k] ?? 0;
-    starts[k + 1] = (starts[k] ?? 0) + (count > 4 ? grownCapacity(count, 4) : count);
+    starts[k + 1] = (starts[k] ?? 0) + grownCapacity(counts[k] ?? 0, 4);
   }
   const all = new Int32Array(starts[accounts.length] ?? 0);
   const next = starts.slice(0, accounts.length);
@@ -397,16 +404,10 @@ function rebuildHistories(book: TenantBook): void {
     push(2 * i);
   }
   for (; s < settled.length; s++) push(2 * (settled[s] ?? 0) + 1);
-  for (const a of accounts) adoptHistory(a, all, starts[a.index] ?? 0, starts[a.index + 1] ?? 0,
-    counts[a.index] ?? 0);
-}
-
-/** Gives the account its history: a view with room, or a copy into its own small array. */
-function adoptHistory(a: Account, all: Int32Array<ArrayBuffer>, start: number, end: number,
-  count: number): void {
-  if (count > a.codes.length) a.codes = all.subarray(start, end);
-  else a.codes.set(all.subarray(start, start + count));
-  a.codeCount = count;
+  for (let k = 0; k < accounts.length; k++) {
+    const start = starts[k] ?? 0;
+    (accounts[k] as Account).adoptCodes(all, start, counts[k] ?? 0, (starts[k + 1] ?? 0) - start);
+  }
 }
 
 /** Holds of pending transfers with a timeout; a sorted array is a valid min-heap. */

@@ -348,13 +348,14 @@ type Totals = [bigint, bigint, bigint, bigint] | [number, number, number, number
 /** The account's totals as at `sequence`: the live ones minus every effect after it. */
 function totalsAt(book: TenantBook, a: Account, sequence: number): Totals {
   const t = book.transfers;
-  const newest = a.codeCount > 0 ? (a.codes[a.codeCount - 1] ?? 0) : -1;
+  const newest = a.codeCount > 0 ? a.codeAt(a.codeCount - 1) : -1;
   if (newest === -1 || effectSequence(t, newest) <= sequence) {
-    return a.wide ? [a.pdBig, a.pcBig, a.hdBig, a.hcBig] : [a.pd, a.pc, a.hd, a.hc];
+    return a.wide ? [a.postedDebits, a.postedCredits, a.pendingDebits, a.pendingCredits]
+      : [a.pd, a.pc, a.hd, a.hc];
   }
   let [pd, pc, hd, hc] = [a.postedDebits, a.postedCredits, a.pendingDebits, a.pendingCredits];
   for (let c = a.codeCount - 1; c >= 0; c--) {
-    const code = a.codes[c] ?? 0;
+    const code = a.codeAt(c);
     if (effectSequence(t, code) <= sequence) break;
     const i = code >> 1;
     const debit = t.from[i] === a.index;
