@@ -1,18 +1,34 @@
-// Bench worker thread: recovers one shard as a restarted shard worker does (journal open, then
-// snapshot + tail or a full replay) in a fresh heap, and reports the time of each part and the
-// recovered state's digest. Measures only.
+// Bench worker thread: either writes the journal and snapshot to recover from, or recovers one
+// shard as a restarted shard worker does (journal open, then snapshot + tail or a full replay)
+// in a fresh heap, and reports the time of each part and the recovered state's digest. The
+// generator runs in its own thread so that its gigabytes are gone, as they would be for a
+// replacement pod, before a recovery is timed. Measures only.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { FileJournal } from '../persistence/journal-file.js';
 import { RedisSnapshotStore } from '../persistence/snapshot-redis.js';
 import type { SnapshotStore } from '../protocol/storage.js';
 import { recoverActor } from '../shards/actor-worker.js';
-import { stateDigest } from '../shards/snapshot-codec.js';
+import { encodeSnapshot, stateDigest } from '../shards/snapshot-codec.js';
+import { createShardState } from '../shards/state-machine.js';
+import type { JournalEntry } from '../protocol/journal-entry.js';
+import { grow } from './shard-workload.js';
 
 export interface RecoveryTask {
+  kind: 'recover';
   dataDir: string;
   /** null: no snapshot store (full replay) */
   redis: { url: string; keyPrefix: string } | null;
+}
+
+export interface GenerateTask {
+  kind: 'generate';
+  dataDir: string;
+  redis: { url: string; keyPrefix: string };
+  accounts: number;
+  entries: number;
+  /** entries written after the snapshot */
+  tail: number;
 }
 
 export interface RecoveryTiming {
@@ -58,8 +74,26 @@ async function recover(task: RecoveryTask): Promise<RecoveryTiming> {
     digest: stateDigest(actor.state) };
 }
 
-recover(workerData as RecoveryTask).then(
-  (timing) => parentPort?.postMessage(timing),
+/** Writes the journal, and a snapshot `tail` entries before its end; returns its size. */
+async function generate(task: GenerateTask): Promise<number> {
+  const store = new RedisSnapshotStore(task.redis.url,
+    { keyPrefix: task.redis.keyPrefix, commandTimeoutMs: 60_000 });
+  const journal = new FileJournal(task.dataDir);
+  await journal.open([0], 1);
+  const state = createShardState(0, 1);
+  const commit = (e: JournalEntry[]) => journal.commit(e);
+  await grow(state, task.accounts, task.entries - task.tail, commit);
+  const bytes = encodeSnapshot(state);
+  await store.save({ shard: 0, epoch: 1, head: journal.head(0), state: bytes });
+  await grow(state, task.accounts, task.entries, commit);
+  await journal.close();
+  await store.close();
+  return bytes.length;
+}
+
+const task = workerData as RecoveryTask | GenerateTask;
+(task.kind === 'generate' ? generate(task) : recover(task)).then(
+  (result) => parentPort?.postMessage(result),
   (err: unknown) => {
     throw err;
   },

@@ -8,14 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { FileJournal } from '../persistence/journal-file.js';
-import { RedisSnapshotStore } from '../persistence/snapshot-redis.js';
-import type { JournalEntry } from '../protocol/journal-entry.js';
-import { encodeSnapshot } from '../shards/snapshot-codec.js';
-import { createShardState } from '../shards/state-machine.js';
 import { fmtInt, median, printTable, writeResult } from './report.js';
-import type { RecoveryTask, RecoveryTiming } from './recovery-worker.js';
-import { grow } from './shard-workload.js';
+import type { GenerateTask, RecoveryTask, RecoveryTiming } from './recovery-worker.js';
 import { benchSnapshotPause, dropPrefix } from './snapshot-pause.js';
 
 export interface RecoveryBenchOptions {
@@ -34,48 +28,33 @@ interface RecoveryRun {
   generateSeconds: number;
 }
 
-/** Writes the journal, and a snapshot `tail` entries before its end; returns its size. */
-async function generate(accounts: number, entries: number, tail: number, dataDir: string,
-  store: RedisSnapshotStore): Promise<number> {
-  const journal = new FileJournal(dataDir);
-  await journal.open([0], 1);
-  const state = createShardState(0, 1);
-  const commit = (e: JournalEntry[]) => journal.commit(e);
-  await grow(state, accounts, entries - tail, commit);
-  const bytes = encodeSnapshot(state);
-  await store.save({ shard: 0, epoch: 1, head: journal.head(0), state: bytes });
-  await grow(state, accounts, entries, commit);
-  await journal.close();
-  return bytes.length;
-}
-
 /** Builds the journal and snapshot, then recovers from each in a fresh worker thread. */
 async function recoveryOnce(accounts: number, entries: number, dir: string): Promise<RecoveryRun> {
   const dataDir = path.join(dir, `data-${accounts}-${entries}`);
   const keyPrefix = `ledger-bench:${process.pid}:${Date.now()}:`;
-  const store = new RedisSnapshotStore(REDIS_URL, { keyPrefix, commandTimeoutMs: 60_000 });
   const tail = Math.min(100_000, Math.floor(entries / 10));
   const started = performance.now();
   try {
-    const bytes = await generate(accounts, entries, tail, dataDir, store);
+    const redis = { url: REDIS_URL, keyPrefix };
+    const bytes = await inWorker<number>({ kind: 'generate', dataDir, redis, accounts, entries,
+      tail });
     const generateSeconds = (performance.now() - started) / 1000;
-    const snap = await inWorker({ dataDir, redis: { url: REDIS_URL, keyPrefix } });
-    const full = await inWorker({ dataDir, redis: null });
+    const snap = await inWorker<RecoveryTiming>({ kind: 'recover', dataDir, redis });
+    const full = await inWorker<RecoveryTiming>({ kind: 'recover', dataDir, redis: null });
     if (full.digest !== snap.digest) throw new Error('recovered states differ');
     return { full, snap, tail, snapshotMiB: bytes / 2 ** 20, generateSeconds };
   } finally {
-    await store.close();
     await dropPrefix(REDIS_URL, keyPrefix);
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
 /** A restarted shard worker has a fresh heap: so does each recovery measured here. */
-function inWorker(task: RecoveryTask): Promise<RecoveryTiming> {
+function inWorker<T>(task: RecoveryTask | GenerateTask): Promise<T> {
   const worker = new Worker(new URL('./recovery-worker.js', import.meta.url), {
     workerData: task, resourceLimits: { maxOldGenerationSizeMb: 16_384 } });
   return new Promise((resolve, reject) => {
-    worker.once('message', (timing: RecoveryTiming) => resolve(timing));
+    worker.once('message', (result: T) => resolve(result));
     worker.once('error', reject);
     worker.once('exit', (code) => reject(new Error(`recovery worker exited with ${code}`)));
   });
