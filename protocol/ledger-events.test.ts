@@ -30,6 +30,16 @@ function eventsOf(value: Buffer, format: 'json' | 'msgpack' = 'json'): LedgerEve
 }
 
 describe('ledger events v1', () => {
+  it('gives a plain transfer journaled without detail the documented detail object', () => {
+    const nulls = { description: null, paymentTypeId: null, timeoutSeconds: null };
+    for (const kind of ['post', 'pending'] as const) {
+      const plain = { ...post, kind, detail: '' };
+      expect(eventObject(plain).detail).toEqual(nulls);
+      expect(JSON.parse(eventJson(plain))).toEqual(JSON.parse(JSON.stringify(eventObject(plain))));
+    }
+    expect(eventObject({ ...post, kind: 'post-pending', detail: '' }).detail).toBeNull();
+  });
+
   it('packs one event per entry into an envelope keyed by its tenant', () => {
     const [m, ...rest] = eventMessagesOf([post], 'json');
     expect(rest).toEqual([]);
