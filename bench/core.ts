@@ -1,6 +1,8 @@
 // Ledger core benchmark: durable transfers/s through the actor host (worker threads, embedded
 // fsynced journal) at batch sizes 1, 100 and 8190, against the bare state machine measured
 // in the same run. Run from the build: `npm run bench -- core`. Asserts nothing.
+// BENCH_CORE_BATCHES=8190 runs only those batch sizes (each on a fresh host per run);
+// BENCH_WORKER_YOUNG_MB sets the workers' young generation (0: V8's default).
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -97,11 +99,15 @@ async function closedLoop(
   return transfers / ((performance.now() - started) / 1000);
 }
 
-const SCENARIOS = [
+const ALL_SCENARIOS = [
   { name: 'single transfers', batch: 1, callers: 4096 },
   { name: 'batch 100', batch: 100, callers: 64 },
   { name: 'batch 8190', batch: 8190, callers: 8 },
 ];
+const SCENARIOS = ((only) => only === undefined ? ALL_SCENARIOS
+  : ALL_SCENARIOS.filter((s) => only.split(',').includes(String(s.batch))))(
+  process.env.BENCH_CORE_BATCHES);
+const YOUNG_MB = process.env.BENCH_WORKER_YOUNG_MB;
 
 async function hostRun(opts: CoreOptions, run: number): Promise<number[]> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ledger-bench-'));
@@ -111,6 +117,7 @@ async function hostRun(opts: CoreOptions, run: number): Promise<number[]> {
     shardCount: 64,
     workers: opts.workers,
     snapshotEvery: 0,
+    ...(YOUNG_MB === undefined ? {} : { workerYoungGenerationMb: Number(YOUNG_MB) }),
   });
   try {
     await setupTenants(host);
@@ -145,7 +152,8 @@ export async function benchCore(opts: CoreOptions): Promise<void> {
   rows.unshift({ scenario: 'bare state machine (baseline)', callers: 1,
     'durable transfers/s (median)': fmtInt(bareMedian), 'ratio to bare state machine': '1.000' });
   printTable(`ledger core: ${opts.runs} runs x ${opts.seconds}s, ${opts.workers} workers, ` +
-    `64 shards, embedded fsynced journal`, rows);
-  writeResult('core', { options: opts, bare, host: SCENARIOS.map((s, i) => ({ ...s,
-    rates: host[i] })), rows });
+    `64 shards, embedded fsynced journal` +
+    (YOUNG_MB === undefined ? '' : `, worker young generation ${YOUNG_MB} MiB`), rows);
+  writeResult('core', { options: opts, youngMb: YOUNG_MB ?? null, bare,
+    host: SCENARIOS.map((s, i) => ({ ...s, rates: host[i] })), rows });
 }

@@ -18,6 +18,7 @@
 //               [f64 timeoutSeconds]     (flags: pending, has description/type/timeout)
 
 import { Packr, Unpackr } from 'msgpackr';
+import { I64_MAX, I64_MIN } from './journal-codec.js';
 import type { Command, Envelope, TransferCmd } from './types.js';
 
 const VERSION = 1;
@@ -29,8 +30,6 @@ const PENDING = 1;
 const HAS_DESCRIPTION = 2;
 const HAS_TYPE = 4;
 const HAS_TIMEOUT = 8;
-const I64_MIN = -(2n ** 63n);
-const I64_MAX = 2n ** 63n - 1n;
 const STRING_MAX = 0xffff;
 
 const packr = new Packr({ useRecords: true });

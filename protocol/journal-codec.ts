@@ -38,8 +38,9 @@ const DETAIL_CACHE_BYTES = 256;
 const LONG_STRING_MAX = 0x7fffffff;
 const U32 = 0x1_0000_0000;
 const HIGH_MAX = 0x1f_ffff;
-const I64_MIN = -(2n ** 63n);
-const I64_MAX = 2n ** 63n - 1n;
+/** The signed 64-bit range of amounts on the wire (journal records, thread envelopes). */
+export const I64_MIN = -(2n ** 63n);
+export const I64_MAX = 2n ** 63n - 1n;
 
 export type DecodeError = 'truncated' | 'bad_version' | 'bad_kind' | 'bad_field' | 'bad_hash';
 

@@ -21,7 +21,9 @@ const HC = 3;
 
 /**
  * Where a book's accounts keep their narrow totals: four numbers each (pd, pc, hd, hc) in
- * typed-array blocks that consecutive accounts share. As number fields they were four boxed
+ * typed-array blocks that consecutive accounts share. Only safe integers (minor units, exact,
+ * the values the number fields held) are ever stored; a total past 2^53 - 1 moves the account
+ * to bigints (WideTotals), never to a rounded double. As number fields they were four boxed
  * doubles per account (V8 boxes every double field) that a recovery of a million accounts
  * had to allocate and the garbage collector to copy and mark.
  */

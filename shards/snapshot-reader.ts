@@ -3,7 +3,9 @@
 // millions of records: columns are copied, not walked, and no object is made per transfer.
 
 import { isErrorCode, type ErrorCode } from '../protocol/errors.js';
-import { Account, Hold, ShardState, Status, TenantBook, isStatusCode } from './ledger-book.js';
+import {
+  Account, Hold, MAX_MINOR, ShardState, Status, TenantBook, isStatusCode,
+} from './ledger-book.js';
 import { ByteSource, SnapshotError } from './snapshot-bytes.js';
 import {
   ScratchColumn, byteColumn, dictValue, eachString, int32Values, readDict, readStringColumn,
@@ -13,7 +15,6 @@ import { compareTimeouts } from './timeout-heap.js';
 import { WIDE, type TransferColumns, type TransferExtra } from './transfer-columns.js';
 import { expiresAt } from './ledger-views.js';
 
-const MAX_MINOR = 2n ** 63n - 1n;
 
 /** One tenant's two sections, found in a first pass over the payload. */
 interface Sections {
