@@ -48,6 +48,8 @@ interface PodSide {
   commits: number;
   rowsPerCommit: number;
   commitMsMean: number;
+  /** mean time from a request's arrival at the pod to its reply (payment_response_time) */
+  serverMsMean: number;
 }
 
 interface PhaseRun {
@@ -151,11 +153,15 @@ async function setupTenants(pod: Pod, workers: number): Promise<string[]> {
   }));
 }
 
-/** Sum and count of one Prometheus histogram in /metrics text (0 when absent). */
+/** Sum and count of one Prometheus histogram in /metrics text, over all its label sets. */
 function histogramTotals(text: string, name: string): { sum: number; count: number } {
   const read = (suffix: string): number => {
-    const m = new RegExp(`^${name}_${suffix}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
-    return m?.[1] === undefined ? 0 : Number(m[1]);
+    let total = 0;
+    for (const m of text.matchAll(
+      new RegExp(`^${name}_${suffix}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm'))) {
+      total += Number(m[1]);
+    }
+    return total;
   };
   return { sum: read('sum'), count: read('count') };
 }
@@ -209,12 +215,14 @@ async function podSide(pod: Pod, run: () => Promise<LoadReport>): Promise<PhaseR
   };
   const rows = delta('ledger_group_commit_rows');
   const secs = delta('ledger_group_commit_seconds');
+  const served = delta('payment_response_time_seconds');
   return { load, pod: {
     cpuCores: round2(cpuCores), mainThreadCores: round2(mainThreadCores),
     postgresCores: round2(postgresCores), otherCores: round2(Math.max(0, otherCores)),
     commits: rows.count,
     rowsPerCommit: rows.count > 0 ? rows.sum / rows.count : Number.NaN,
     commitMsMean: secs.count > 0 ? (secs.sum / secs.count) * 1000 : Number.NaN,
+    serverMsMean: served.count > 0 ? (served.sum / served.count) * 1000 : Number.NaN,
   } };
 }
 
@@ -234,7 +242,8 @@ async function runPhases(pod: Pod, tokens: string[], o: HttpBenchOptions, tag: s
         `${fmtInt(l.paymentsPerSec)} payments/s, p99 ${l.latencyMs.p99} ms, ` +
         `pod ${phases[p.key]?.pod.cpuCores} cores (main ${phases[p.key]?.pod.mainThreadCores}), ` +
         `load ${l.clientCpuCores}, postgres ${phases[p.key]?.pod.postgresCores}, ` +
-        `other ${phases[p.key]?.pod.otherCores}` +
+        `other ${phases[p.key]?.pod.otherCores}, ` +
+        `in pod ${phases[p.key]?.pod.serverMsMean.toFixed(2)} ms mean` +
         `${Object.keys(l.errors).length > 0 ? `; errors ${JSON.stringify(l.errors)}` : ''}\n`);
     }
   }
