@@ -1,6 +1,7 @@
 // Recovery and snapshot-pause benchmark: time until a shard serves again after a restart, from
 // a full journal replay (the baseline) vs a Redis snapshot + journal tail, split into journal
-// open, snapshot load, decode and tail replay; and the pause snapshots cause (snapshot-pause.ts).
+// open and snapshot load (side by side, as a restarting worker runs them), decode and tail
+// replay; and the pause snapshots cause (snapshot-pause.ts).
 // Embedded journal files; asserts nothing. RECOVERY_ENTRIES, RECOVERY_ACCOUNTS, PAUSE_ACCOUNTS.
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -91,7 +92,7 @@ export async function benchRecovery(o: RecoveryBenchOptions): Promise<void> {
       recoveryRows.push(recoveryRow(accounts, entries, runs));
     }
     printTable(`recovery of one shard until it serves, median of ${o.runs} runs ` +
-      '(baseline: full journal replay)', recoveryRows);
+      '(baseline: full journal replay; the snapshot loads while the journal opens)', recoveryRows);
     writeResult('recovery', { settings: { ...o, redis: REDIS_URL }, pauseRows, recoveryRows });
   } finally {
     rmSync(dir, { recursive: true, force: true });

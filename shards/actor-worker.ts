@@ -94,8 +94,18 @@ interface Actor {
   snapshotAt: number;
 }
 
-export async function recoverActor(storage: Storage, shard: number): Promise<Actor> {
-  const snap = await storage.snapshots.loadNewest(shard);
+/**
+ * Newest snapshot + journal tail, or a full replay. `snapshot` is the shard's newest snapshot
+ * being fetched: callers start it before opening the journal, so that the fetch (network and
+ * the store's own work) runs while this thread reads and verifies the journal's head. Only
+ * the journal decides what the snapshot is worth, and it is consulted after both are done.
+ */
+export async function recoverActor(
+  storage: Storage,
+  shard: number,
+  snapshot: Promise<Snapshot | null> = storage.snapshots.loadNewest(shard),
+): Promise<Actor> {
+  const snap = await snapshot;
   if (snap === null) return replayFrom(storage, shard, null);
   try {
     return await replayFrom(storage, shard, snap);
@@ -148,9 +158,18 @@ export class ActorWorker {
   }
 
   async start(): Promise<void> {
-    await this.storage.journal.open(this.config.shards, this.config.epoch);
-    for (const shard of this.config.shards) {
-      this.actors.set(shard, await recoverActor(this.storage, shard));
+    const { shards } = this.config;
+    const load = (i: number): Promise<Snapshot | null> | undefined =>
+      i < shards.length ? this.storage.snapshots.loadNewest(shards[i] as number) : undefined;
+    // One snapshot fetched ahead: the first while the journal opens, each next one while the
+    // one before it decodes and replays (at most two held at once).
+    let next = load(0);
+    await this.storage.journal.open(shards, this.config.epoch);
+    for (let i = 0; i < shards.length; i++) {
+      const current = next;
+      next = load(i + 1);
+      this.actors.set(shards[i] as number,
+        await recoverActor(this.storage, shards[i] as number, current));
     }
     if (this.config.tickMs > 0) {
       this.timer = setInterval(() => this.tick(), this.config.tickMs);
@@ -183,10 +202,11 @@ export class ActorWorker {
     }
     if (this.group.failure) throw this.group.failure;
     const t0 = performance.now();
+    const snapshot = this.storage.snapshots.loadNewest(shard); // fetched while adopting
     await journal.adopt(shard, epoch);
     const t1 = performance.now();
     try {
-      this.actors.set(shard, await recoverActor(this.storage, shard));
+      this.actors.set(shard, await recoverActor(this.storage, shard, snapshot));
     } catch (err) {
       journal.forget(shard);
       throw err;
