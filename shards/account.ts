@@ -13,15 +13,18 @@ const NO_CODES = new Int32Array(0);
 /** Accounts a totals block holds at least and (unless reserved for more) at most. */
 const BLOCK_ACCOUNTS_MIN = 8;
 const BLOCK_ACCOUNTS_MAX = 1024;
-/** Offsets of an account's totals in its block. */
+/** Offsets of an account's totals (and its creation time) in its block. */
 const PD = 0;
 const PC = 1;
 const HD = 2;
 const HC = 3;
+const CREATED = 4;
+/** Numbers per account in a block. */
+const STRIDE = 5;
 
 /**
- * Where a book's accounts keep their narrow totals: four numbers each (pd, pc, hd, hc) in
- * typed-array blocks that consecutive accounts share. Only safe integers (minor units, exact,
+ * Where a book's accounts keep their narrow totals: four numbers each (pd, pc, hd, hc), and
+ * their creation time, in typed-array blocks that consecutive accounts share. Only safe integers (minor units, exact,
  * the values the number fields held) are ever stored; a total past 2^53 - 1 moves the account
  * to bigints (WideTotals), never to a rounded double. As number fields they were four boxed
  * doubles per account (V8 boxes every double field) that a recovery of a million accounts
@@ -38,9 +41,9 @@ export class TotalsBlocks {
 
   /** Room for `n` more accounts in the current block (a recovered book: all of them). */
   reserve(n: number): void {
-    if (this.used + 4 * n <= this.block.length) return;
-    const doubled = Math.min(BLOCK_ACCOUNTS_MAX, 2 * (this.block.length / 4));
-    this.block = new Float64Array(4 * Math.max(n, BLOCK_ACCOUNTS_MIN, doubled));
+    if (this.used + STRIDE * n <= this.block.length) return;
+    const doubled = Math.min(BLOCK_ACCOUNTS_MAX, 2 * (this.block.length / STRIDE));
+    this.block = new Float64Array(STRIDE * Math.max(n, BLOCK_ACCOUNTS_MIN, doubled));
     this.used = 0;
   }
 
@@ -48,7 +51,7 @@ export class TotalsBlocks {
   take(): number {
     this.reserve(1);
     const slot = this.used;
-    this.used += 4;
+    this.used += STRIDE;
     return slot;
   }
 }
@@ -106,12 +109,21 @@ export class Account {
     readonly allowNegative: boolean,
     /** canonical JSON of the metadata object */
     readonly metadata: string,
-    readonly createdAt: number,
+    createdAt: number,
     readonly sequence: number,
     totals: TotalsBlocks,
   ) {
     this.slot = totals.take();
     this.totals = totals.current;
+    this.totals[this.slot + CREATED] = createdAt;
+  }
+
+  /**
+   * Logical time of the account's opening. Kept in the totals block: as a field, a time in
+   * milliseconds (past the small-integer range) was one more boxed number per account.
+   */
+  get createdAt(): number {
+    return this.totals[this.slot + CREATED] as number;
   }
 
   get pd(): number {
