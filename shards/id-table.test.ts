@@ -79,6 +79,21 @@ describe('StringIndex', () => {
     }), { numRuns: 200 });
   });
 
+  it('keeps every id exact when the first one wider than a byte arrives', () => {
+    const index = new StringIndex();
+    const ids = ['a1', 'caf\u00e9', 'x', '\u20ac5', 'b2', '\u00ff', 'z\uD83D\uDE00'];
+    ids.forEach((id, i) => expect(index.add(id)).toBe(i));
+    ids.forEach((id, i) => {
+      expect(index.find(id)).toBe(i);
+      expect(index.keyAt(i)).toBe(id);
+    });
+    expect(index.find('\u00e9')).toBe(-1);
+    expect(index.find('\u20ac')).toBe(-1);
+    index.removeLast();
+    expect(index.find('z\uD83D\uDE00')).toBe(-1);
+    expect(index.find('\u20ac5')).toBe(3);
+  });
+
   it('keeps long ids exactly (lone surrogates included)', () => {
     const index = new StringIndex();
     const long = 'x'.repeat(10_000) + '\uD800' + 'é';
@@ -132,6 +147,10 @@ describe('StringIndex.loadAscii', () => {
     expect(new StringIndex().loadAscii(Uint8Array.from([0x61, 0xc3, 0xa9]), [1, 2], 2))
       .toBe(false);
     expect(new StringIndex().loadAscii(Uint8Array.from([0x61]), [1, 5], 2)).toBe(false);
+    const wider = load(['a', 'b']) as StringIndex;
+    expect(wider.add('\u0100')).toBe(2);
+    expect([wider.find('a'), wider.find('b'), wider.find('\u0100')]).toEqual([0, 1, 2]);
+    expect(wider.keyAt(2)).toBe('\u0100');
     const used = new StringIndex();
     used.add('x');
     expect(() => used.loadAscii(Uint8Array.from([0x61]), [1], 1)).toThrow();

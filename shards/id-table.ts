@@ -32,17 +32,24 @@ function finish(hash: number): number {
   return h === 0 ? 1 : h;
 }
 
+/** Offsets into the id characters are u32: an index holds at most this many. */
+const CHARS_MAX = 0xffffffff;
+
+type Chars = Uint8Array | Uint16Array;
+
 /**
  * id -> dense index (0, 1, 2, ... in insertion order). The ids themselves are copied into one
- * Uint16Array (UTF-16 code units, exact for any string), so a book of millions of transfers
- * holds no string per transfer for the garbage collector to copy and mark.
+ * typed array of their UTF-16 code units (exact for any string), so a book of millions of
+ * transfers holds no string per transfer for the garbage collector to copy and mark. While
+ * every code unit fits a byte (API ids are ASCII) that array is a Uint8Array, half the
+ * memory to fault in and scan; the first wider id turns it into a Uint16Array.
  */
 export class StringIndex {
   private count = 0;
   /** every id's code units, back to back */
-  private chars = new Uint16Array(MIN_CAPACITY * 8);
+  private chars: Chars = new Uint8Array(MIN_CAPACITY * 8);
   /** ends[i]: offset just past id i in `chars` (id i starts at ends[i - 1], or 0) */
-  private ends = new Float64Array(MIN_CAPACITY);
+  private ends = new Uint32Array(MIN_CAPACITY);
   /**
    * Open-addressing table of (hash, index) pairs side by side, so one probe touches one cache
    * line: table[2 * slot] is the hash (0: empty), table[2 * slot + 1] the index.
@@ -73,8 +80,10 @@ export class StringIndex {
     // page and faults again on its first write, two page faults instead of one (and a fault
     // costs microseconds on a VM; a large snapshot loads hundreds of MiB of tables).
     table.fill(0);
-    const ends = new Float64Array(Math.max(MIN_CAPACITY, 2 * n));
-    const chars = new Uint16Array(Math.max(MIN_CAPACITY * 8, 2 * bytes.length));
+    if (bytes.length > CHARS_MAX) return false;
+    const ends = new Uint32Array(Math.max(MIN_CAPACITY, 2 * n));
+    const chars = new Uint8Array(Math.max(MIN_CAPACITY * 8, Math.min(CHARS_MAX,
+      2 * bytes.length)));
     let at = 0;
     for (let i = 0; i < n; i++) {
       const len = lengths[i] as number;
@@ -141,14 +150,16 @@ export class StringIndex {
   add(id: string): number {
     const index = this.count;
     if ((index + 1) * 2 > this.mask + 1) this.grow();
-    if (index === this.ends.length) this.ends = grown(this.ends, new Float64Array(index * 2));
+    if (index === this.ends.length) this.ends = grown(this.ends, new Uint32Array(index * 2));
     const start = index === 0 ? 0 : (this.ends[index - 1] as number);
     const end = start + id.length;
+    if (end > CHARS_MAX) throw new RangeError(`id index: more than ${CHARS_MAX} id characters`);
     if (end > this.chars.length) {
-      this.chars = grown(this.chars, new Uint16Array(Math.max(end, this.chars.length * 2)));
+      const size = Math.min(CHARS_MAX, Math.max(end, this.chars.length * 2));
+      this.chars = grown(this.chars, this.chars instanceof Uint8Array ? new Uint8Array(size)
+        : new Uint16Array(size));
     }
-    const chars = this.chars;
-    for (let k = 0; k < id.length; k++) chars[start + k] = id.charCodeAt(k);
+    this.copyChars(id, start);
     this.ends[index] = end;
     if (id === this.missId) {
       // The slot find() stopped at is still empty: nothing was added or grown since.
@@ -183,6 +194,18 @@ export class StringIndex {
       }
     }
     table[2 * hole] = 0;
+  }
+
+  /** Writes id's code units at `start`, widening `chars` first if one does not fit a byte. */
+  private copyChars(id: string, start: number): void {
+    let chars = this.chars;
+    for (let k = 0; k < id.length; k++) {
+      const c = id.charCodeAt(k);
+      if (c > 0xff && chars instanceof Uint8Array) {
+        this.chars = chars = grown(chars, new Uint16Array(chars.length));
+      }
+      chars[start + k] = c;
+    }
   }
 
   private equals(index: number, id: string): boolean {
@@ -228,7 +251,7 @@ export class StringIndex {
  * hashId of the ASCII bytes[at, at + len), copying them to chars[at...] on the way; 0 if a
  * byte is not ASCII (hashId itself never returns 0).
  */
-function hashAscii(bytes: Uint8Array, at: number, len: number, chars: Uint16Array): number {
+function hashAscii(bytes: Uint8Array, at: number, len: number, chars: Uint8Array): number {
   let h = 0x811c9dc5 ^ SEED;
   for (let k = at; k < at + len; k++) {
     const c = bytes[k] as number;
@@ -240,7 +263,7 @@ function hashAscii(bytes: Uint8Array, at: number, len: number, chars: Uint16Arra
 }
 
 /** Whether id `j` (see StringIndex.ends) equals chars[at, at + len). */
-function sameChars(chars: Uint16Array, ends: Float64Array, j: number, at: number,
+function sameChars(chars: Uint8Array, ends: Uint32Array, j: number, at: number,
   len: number): boolean {
   const start = j === 0 ? 0 : (ends[j - 1] as number);
   if ((ends[j] as number) - start !== len) return false;
@@ -248,7 +271,8 @@ function sameChars(chars: Uint16Array, ends: Float64Array, j: number, at: number
   return true;
 }
 
-function grown<A extends Uint16Array | Float64Array>(old: A, next: A): A {
+function grown<A extends Uint8Array | Uint16Array | Uint32Array>(old: Chars | Uint32Array,
+  next: A): A {
   next.set(old);
   return next;
 }
