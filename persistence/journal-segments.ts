@@ -94,7 +94,7 @@ export async function scanSegment(
  */
 async function skipFrame(win: Window, pos: number, shard: number, cur: Cursor,
   from: Cursor): Promise<number> {
-  const head = await win.get(pos, FRAME_HEADER_BYTES + FIRST_RECORD_BYTES);
+  const head = await win.peek(pos, FRAME_HEADER_BYTES + FIRST_RECORD_BYTES);
   if (head === null || head.readUInt32LE(0) !== FRAME_MAGIC) return 0;
   const frameBytes = head.readUInt32LE(4);
   const count = head.readUInt32LE(8);
@@ -158,6 +158,7 @@ async function readFrame(
 /** A sliding read window over a file: large reads, grown only for a frame larger than it. */
 class Window {
   private buf: Buffer = Buffer.alloc(0);
+  private small: Buffer = Buffer.alloc(0);
   private start = 0;
   private length = 0;
 
@@ -169,6 +170,20 @@ class Window {
   /** Whether the file holds the bytes [pos, pos+len). */
   has(pos: number, len: number): boolean {
     return pos + len <= this.size;
+  }
+
+  /**
+   * Like get, but a few bytes outside the window are read on their own, leaving the window
+   * where it is: seeking by frame headers reads headers, not 8 MiB at each of them.
+   */
+  async peek(pos: number, len: number): Promise<Buffer | null> {
+    if (pos + len > this.size) return null;
+    if (pos >= this.start && pos + len <= this.start + this.length) {
+      return this.buf.subarray(pos - this.start, pos - this.start + len);
+    }
+    if (this.small.length < len) this.small = Buffer.allocUnsafe(len);
+    await readFully(this.handle, this.small, len, pos);
+    return this.small.subarray(0, len);
   }
 
   /** The bytes [pos, pos+len) (a view, valid until the next get), or null past the end. */
