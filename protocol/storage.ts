@@ -59,7 +59,11 @@ export interface Snapshot {
 export interface SnapshotStore {
   /** Persist a snapshot; the previous one stays valid until this one is complete. */
   save(snapshot: Snapshot): Promise<void>;
-  /** The newest complete, checksum-valid snapshot, or null (corrupt ones are skipped). */
+  /**
+   * The newest complete, checksum-valid snapshot, or null (corrupt ones are skipped). Valid
+   * means: the bytes equal those saved, checked against a sha256 taken at save time; recovery
+   * relies on it and does not hash them a second time (decodeSnapshot 'store-verified').
+   */
   loadNewest(shard: number): Promise<Snapshot | null>;
   close(): Promise<void>;
 }

@@ -117,7 +117,7 @@ export async function recoverActor(
 }
 
 async function replayFrom(storage: Storage, shard: number, snap: Snapshot | null): Promise<Actor> {
-  const state = snap ? decodeSnapshot(snap.state) : createShardState(shard, 0);
+  const state = snap ? decodeSnapshot(snap.state, 'store-verified') : createShardState(shard, 0);
   const head = snap ? snap.head : { sequence: 0, hash: ZERO_HASH };
   if (state.sequence !== head.sequence) {
     throw new Error(`shard ${shard}: snapshot state at ${state.sequence}, head ${head.sequence}`);

@@ -120,5 +120,18 @@ describe('snapshot codec', () => {
   it('refuses bytes that are not a snapshot', () => {
     expect(() => decodeSnapshot(new Uint8Array(100))).toThrow(/bad magic/);
     expect(() => decodeSnapshot(new Uint8Array(3))).toThrow(/too short/);
+    expect(() => decodeSnapshot(new Uint8Array(100), 'store-verified')).toThrow(/bad magic/);
+  });
+
+  it('leaves the trailer to the store for store-verified bytes, and checks all the rest', () => {
+    const live = busyShard();
+    const bytes = Uint8Array.from(encodeSnapshot(live));
+    bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 1; // the trailer only
+    expect(() => decodeSnapshot(bytes)).toThrow(/checksum mismatch/);
+    expect(stateDigest(decodeSnapshot(bytes, 'store-verified'))).toBe(stateDigest(live));
+    for (let end = 0; end < bytes.length - 32; end++) {
+      expect(() => decodeSnapshot(bytes.subarray(0, end), 'store-verified'))
+        .toThrow(/^snapshot: /);
+    }
   });
 });
