@@ -43,9 +43,10 @@ export { FRAME_MAGIC, JournalCorruptError } from './journal-segments.js';
  */
 
 /**
- * A restart reads and verifies its newest segment whole (see loadShard): 16 MiB (PostgreSQL's
- * WAL segment size) bounds that to about 0.1 s. At 64 MiB a restart of a 10M-entry shard
- * spent 0.3-0.5 s of its recovery there.
+ * A restart reads and verifies its newest segment whole (see loadShard), so the segment size
+ * bounds that part of a recovery: on the 2-core bench machine, open took 0.18-0.27 s with a
+ * 13 MB newest segment and 0.98-1.44 s with a 62 MB one (64 MiB segments). 16 MiB is also
+ * PostgreSQL's WAL segment size.
  */
 const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 const SEQ_DIGITS = 12;
