@@ -90,6 +90,8 @@ function decodeAccounts(state: ShardState, book: TenantBook, src: ByteSource, n:
   const wide = readWideTotals(src, n, `${what}.wide`);
   let last = 0;
   book.totals.reserve(n);
+  // The index straight from the id bytes when all are ASCII and distinct; else one by one.
+  const loaded = book.accounts.loadIds(ids.bytes, ids.lengths, n);
   eachString(ids, n, `${what}.ids`, (k, id) => {
     const flag = allowNegative[k] ?? 2;
     const seq = sequence[k] ?? -1;
@@ -102,9 +104,12 @@ function decodeAccounts(state: ShardState, book: TenantBook, src: ByteSource, n:
     const account = new Account(book, k, id, dictValue(currencies, k), flag === 1,
       dictValue(metadata, k), created, seq, book.totals);
     setTotals(account, totals, k, wide.size > 0 ? wide.get(k) : undefined, what);
-    book.accounts.set(id, account);
-    if (book.accounts.size !== k + 1) throw new SnapshotError(`${what}[${k}] repeats an id`);
-    book.accountList.push(account);
+    if (loaded) {
+      book.accounts.adopt(account);
+    } else {
+      if (book.accounts.has(id)) throw new SnapshotError(`${what}[${k}] repeats an id`);
+      book.accounts.add(account);
+    }
   });
 }
 
