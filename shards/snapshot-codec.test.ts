@@ -117,6 +117,21 @@ describe('snapshot codec', () => {
       .toThrow(/^snapshot: \S*extras\[\d+\]\.description: truncated \(1000000 bytes wanted\)$/);
   });
 
+  it('finds every account after a round trip, ASCII ids or not', () => {
+    const live = busyShard();
+    run(live, 40, ['caf\u00e9', '\u20ac', 'x'].map((id): Command =>
+      ({ op: 'createAccount', id, currencyCode: 'EUR', allowNegative: false, metadata: '{}' })),
+    'wide');
+    const copy = decodeSnapshot(encodeSnapshot(live));
+    for (const [tenant, book] of live.tenants) {
+      for (const a of book.accounts.values()) {
+        expect(copy.tenants.get(tenant)?.accounts.get(a.id)?.index).toBe(a.index);
+      }
+    }
+    expect(copy.tenants.get('wide')?.accounts.get('\u20ac')?.id).toBe('\u20ac');
+    expect(copy.tenants.get('acme')?.accounts.has('nobody')).toBe(false);
+  });
+
   it('refuses bytes that are not a snapshot', () => {
     expect(() => decodeSnapshot(new Uint8Array(100))).toThrow(/bad magic/);
     expect(() => decodeSnapshot(new Uint8Array(3))).toThrow(/too short/);
