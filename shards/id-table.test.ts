@@ -94,6 +94,18 @@ describe('StringIndex', () => {
     expect(index.find('\u20ac5')).toBe(3);
   });
 
+  it('copies ASCII ids as their bytes and refuses the others', () => {
+    const index = new StringIndex();
+    for (const id of ['t-1', 'caf\u00e9', '', '\u20ac']) index.add(id);
+    const out = new Uint8Array(8);
+    expect([index.writeAscii(0, out, 2), Buffer.from(out.subarray(2, 5)).toString()])
+      .toEqual([3, 't-1']);
+    expect(index.writeAscii(1, out, 0)).toBe(-1);
+    expect(index.writeAscii(2, out, 0)).toBe(0);
+    expect(index.writeAscii(3, out, 0)).toBe(-1);
+    expect([0, 1, 2, 3].map((i) => index.lengthAt(i))).toEqual([3, 4, 0, 1]);
+  });
+
   it('keeps long ids exactly (lone surrogates included)', () => {
     const index = new StringIndex();
     const long = 'x'.repeat(10_000) + '\uD800' + 'é';

@@ -155,6 +155,29 @@ export class StringIndex {
     return out;
   }
 
+  /** The length of id `i` in UTF-16 code units. */
+  lengthAt(i: number): number {
+    if (!(i >= 0 && i < this.count)) throw new Error(`id index: no id #${i}`);
+    return (this.ends[i] as number) - (i === 0 ? 0 : (this.ends[i - 1] as number));
+  }
+
+  /**
+   * Copies id `i` to out[at...] if it is ASCII (then its UTF-8 bytes are its characters) and
+   * returns how many bytes; -1 if it is not (out may hold partial bytes). Lets an encoder
+   * write a million ids without a string each (see keyAt).
+   */
+  writeAscii(i: number, out: Uint8Array, at: number): number {
+    const start = i === 0 ? 0 : (this.ends[i - 1] as number);
+    const len = (this.ends[i] as number) - start;
+    const chars = this.chars;
+    for (let k = 0; k < len; k++) {
+      const c = chars[start + k] as number;
+      if (c >= 0x80) return -1;
+      out[at + k] = c;
+    }
+    return len;
+  }
+
   /** Appends an id that is not in the index (the caller looked it up first); its index. */
   add(id: string): number {
     const index = this.count;

@@ -2,6 +2,8 @@
 // of order (so one pass over a book writes many columns), and a bounds-checked reader that
 // throws SnapshotError instead of reading past its input. Pure: no I/O, no clock.
 
+import type { StringIndex } from './id-table.js';
+
 /** What the snapshot decoder throws; the message names what is wrong. */
 export class SnapshotError extends Error {
   constructor(readonly why: string) {
@@ -122,6 +124,15 @@ export abstract class ByteWriter {
   }
 
   /** The UTF-8 bytes of `value` without a prefix; returns their count. */
+  /** The UTF-8 bytes of id `i` of `ids`, without making its string when it is ASCII. */
+  indexedId(ids: StringIndex, i: number): number {
+    this.ensure(ids.lengthAt(i));
+    const n = ids.writeAscii(i, this.buf, this.used);
+    if (n < 0) return this.utf8(ids.keyAt(i));
+    this.used += n;
+    return n;
+  }
+
   utf8(value: string): number {
     const len = value.length;
     this.ensure(3 * len);

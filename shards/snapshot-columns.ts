@@ -2,6 +2,7 @@
 // a book fills every column) and readers that rebuild them in bulk, checking what they read.
 // Pure byte work: no I/O, no knowledge of what the columns mean.
 
+import type { StringIndex } from './id-table.js';
 import {
   ByteSink, ByteSource, GrowBytes, SnapshotError, utf8, type ByteWriter,
 } from './snapshot-bytes.js';
@@ -26,6 +27,11 @@ export class StringColumn {
 
   add(value: string): void {
     this.lengths.uv(this.bytes.utf8(value));
+  }
+
+  /** add(ids.keyAt(i)), the same bytes, without the string for an ASCII id. */
+  addId(ids: StringIndex, i: number): void {
+    this.lengths.uv(this.bytes.indexedId(ids, i));
   }
 
   emit(out: ByteSink): void {

@@ -286,7 +286,7 @@ export class SnapshotWriter {
 /** Appends what never changes about transfer i to the kept columns. */
 function addTransfer(c: BookColumns, t: TransferColumns, i: number): void {
   const amount = t.amount[i] ?? WIDE;
-  c.transferIds.add(t.ids.keyAt(i));
+  c.transferIds.addId(t.ids, i);
   c.amount.add(amount);
   c.time.add(t.time[i] ?? 0);
   c.sequence.add(t.sequence[i] ?? 0);
