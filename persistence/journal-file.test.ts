@@ -213,6 +213,35 @@ describe('FileJournal', () => {
     await k.close();
   });
 
+  it('seeks past frames beyond its 8 MiB read window by their headers alone', async () => {
+    const detail = `{"pad":"${'x'.repeat(1000)}"}`;
+    const big = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => entry(0, from + i, detail));
+    const j = new FileJournal(dir, { segmentBytes: 64 * 1024 * 1024 });
+    await j.open([0], EPOCH);
+    for (let g = 0; g < 5; g++) await j.commit(big(g * 2800 + 1, 2800)); // ~3 MiB frames
+    await j.close();
+    expect((await stat(segPath(0, 1))).size).toBeGreaterThan(12 * 1024 * 1024);
+    const k = new FileJournal(dir);
+    await k.open([0], EPOCH);
+    let hash: Uint8Array = ZERO_HASH;
+    const heads = new Map<number, ChainHead>();
+    for (const e of big(1, 14_000)) {
+      hash = entryHash(hash, e);
+      if ([8_410, 11_200, 13_999].includes(e.sequence)) {
+        heads.set(e.sequence, { sequence: e.sequence, hash });
+      }
+    }
+    for (const [at, head] of heads) {
+      const tail = await replayAll(k, 0, head);
+      expect(tail.got.map((e) => e.sequence)).toEqual(range(at + 1, 14_000));
+      const forged = { sequence: at, hash: new Uint8Array(32).fill(7) };
+      await expect(k.replay(0, forged, () => undefined)).rejects.toThrow(
+        /does not follow the replay head/);
+    }
+    await k.close();
+  });
+
   it('opens a long journal by its newest segment; older records checked on replay', async () => {
     const j = new FileJournal(dir, { segmentBytes: 4096 });
     await j.open([0], EPOCH);

@@ -26,10 +26,10 @@ const STRIDE = 5;
  * Where a book's accounts keep their narrow totals: four numbers each (pd, pc, hd, hc), and
  * their creation time, in typed-array blocks that consecutive accounts share. Only safe
  * integers (minor units, exact, the values the number fields held; times in ms) are ever
- * stored; a total past 2^53 - 1 moves the account
- * to bigints (WideTotals), never to a rounded double. As number fields they were four boxed
- * doubles per account (V8 boxes every double field) that a recovery of a million accounts
- * had to allocate and the garbage collector to copy and mark.
+ * stored; a total past 2^53 - 1 moves the account to bigints (WideTotals), never to a
+ * rounded double. As number fields they were five boxed doubles per account (V8 boxes every
+ * double field) that a recovery of a million accounts had to allocate and the garbage
+ * collector to copy and mark.
  */
 export class TotalsBlocks {
   private block = new Float64Array(0);

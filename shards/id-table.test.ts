@@ -37,6 +37,22 @@ describe('IdTable', () => {
     }), { numRuns: 300 });
   });
 
+  it('loads its ids from bytes, then adopts their records in order', () => {
+    const table = new IdTable<{ id: string }>();
+    const records = ['a1', 'b22', 'c'].map((id) => ({ id }));
+    expect(table.loadIds(Buffer.from('a1b22c'), [2, 3, 1], 3)).toBe(true);
+    for (const r of records) table.adopt(r);
+    expect(() => table.adopt({ id: 'd' })).toThrow(/no loaded id/);
+    expect([table.get('b22'), table.has('c'), table.has('d'), table.size])
+      .toEqual([records[1], true, false, 3]);
+    expect([...table.keys()]).toEqual(['a1', 'b22', 'c']);
+    expect([...table.values()]).toEqual(records);
+    table.add({ id: 'd' });
+    expect(table.get('d')?.id).toBe('d');
+    expect(new IdTable().loadIds(Buffer.from('aa'), [1, 1], 2)).toBe(false);
+    expect(() => table.loadIds(Buffer.from('x'), [1], 1)).toThrow(/empty table/);
+  });
+
   it('refuses to remove anything but the newest record', () => {
     const table = new IdTable<{ id: string }>();
     const first = { id: 'a' };

@@ -351,7 +351,11 @@ function grown<A extends Uint8Array | Uint16Array | Uint32Array>(old: Chars | Ui
   return next;
 }
 
-/** Records by id, in insertion order. */
+/**
+ * Records by id, in insertion order (a record's index is its position in `list`). A book's
+ * accounts live here: a recovered book loads the index from the snapshot's id bytes in one
+ * pass (loadIds, then adopt), where a Map took an insert and its rehashes per account.
+ */
 export class IdTable<T extends Identified> {
   /** records in insertion order */
   readonly list: T[] = [];
@@ -366,10 +370,39 @@ export class IdTable<T extends Identified> {
     return index === -1 ? undefined : this.list[index];
   }
 
+  has(id: string): boolean {
+    return this.index.find(id) !== -1;
+  }
+
   /** Adds a record whose id is not in the table (the caller looked it up first). */
   add(record: T): void {
     this.index.add(record.id);
     this.list.push(record);
+  }
+
+  /**
+   * An empty table's ids from their ASCII bytes back to back (a snapshot's column); false,
+   * leaving it empty, if an id repeats or is not ASCII. Then `adopt` their records in order.
+   */
+  loadIds(bytes: Uint8Array, lengths: ArrayLike<number>, n: number): boolean {
+    if (this.list.length !== 0) throw new Error('id table: loadIds needs an empty table');
+    return this.index.loadAscii(bytes, lengths, n);
+  }
+
+  /** The record of the next id that loadIds loaded. */
+  adopt(record: T): void {
+    if (this.list.length >= this.index.size) {
+      throw new Error(`id table: ${record.id} has no loaded id to adopt`);
+    }
+    this.list.push(record);
+  }
+
+  values(): IterableIterator<T> {
+    return this.list.values();
+  }
+
+  *keys(): IterableIterator<string> {
+    for (const record of this.list) yield record.id;
   }
 
   /** Removes the newest record (rollback of an atomic batch); anything else is a bug. */

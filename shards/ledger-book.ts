@@ -7,7 +7,7 @@ import type { JournalEntry } from '../protocol/journal-entry.js';
 import {
   Account, TotalsBlocks, addPair, subPair, type HistoryRow, type HistorySource,
 } from './account.js';
-import { StringIndex } from './id-table.js';
+import { IdTable } from './id-table.js';
 import { TimeoutHeap, type TimeoutItem } from './timeout-heap.js';
 import {
   Status,
@@ -76,64 +76,9 @@ export class Hold implements TimeoutItem {
   }
 }
 
-/**
- * A book's accounts by id, and in creation order (an account's index is its position). The
- * ids are indexed by a StringIndex, not a Map: a recovered book loads it from the snapshot's
- * id bytes in one pass, where a Map took an insert (and its rehashes) per account.
- */
-export class AccountIndex {
-  private readonly ids = new StringIndex();
-  readonly list: Account[] = [];
-
-  get size(): number {
-    return this.list.length;
-  }
-
-  get(id: string): Account | undefined {
-    const i = this.ids.find(id);
-    return i === -1 ? undefined : this.list[i];
-  }
-
-  has(id: string): boolean {
-    return this.ids.find(id) !== -1;
-  }
-
-  /** Adds an account whose id is not in the book yet (the caller looked it up first). */
-  add(account: Account): void {
-    if (account.index !== this.list.length || this.ids.add(account.id) !== account.index) {
-      throw new Error(`ledger: account ${account.id} is not the next of its book`);
-    }
-    this.list.push(account);
-  }
-
-  /**
-   * An empty book's ids from their ASCII bytes back to back (a snapshot's column); false,
-   * leaving it empty, if an id repeats or is not ASCII. Then `adopt` each account in order.
-   */
-  loadIds(bytes: Uint8Array, lengths: ArrayLike<number>, n: number): boolean {
-    if (this.list.length !== 0) throw new Error('ledger: loadIds needs an empty book');
-    return this.ids.loadAscii(bytes, lengths, n);
-  }
-
-  /** The next account of a book whose ids were loaded (loadIds). */
-  adopt(account: Account): void {
-    if (account.index !== this.list.length || account.index >= this.ids.size) {
-      throw new Error(`ledger: account ${account.id} was not loaded at #${account.index}`);
-    }
-    this.list.push(account);
-  }
-
-  values(): IterableIterator<Account> {
-    return this.list.values();
-  }
-
-  *keys(): IterableIterator<string> {
-    for (const account of this.list) yield account.id;
-  }
-}
-
 export class TenantBook implements HistorySource {
-  readonly accounts = new AccountIndex();
+  /** accounts by id; `list` is by index, in creation order */
+  readonly accounts = new IdTable<Account>();
   /** accounts by index, in creation order */
   readonly accountList: Account[] = this.accounts.list;
   /** where the accounts keep their narrow totals */

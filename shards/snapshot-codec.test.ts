@@ -132,6 +132,14 @@ describe('snapshot codec', () => {
     expect(copy.tenants.get('acme')?.accounts.has('nobody')).toBe(false);
   });
 
+  it('names a repeated account id (the byte load refuses it, the one-by-one path names it)', () => {
+    const bytes = Buffer.from(encodeSnapshot(busyShard()));
+    const at = bytes.indexOf(Buffer.from('fundab')); // acme's account id column
+    expect(at).toBeGreaterThan(0);
+    bytes.write('a', at + 5, 'latin1'); // 'b' becomes a second 'a'
+    expect(() => decodeSnapshot(bytes, 'store-verified')).toThrow(/accounts\[2\] repeats an id/);
+  });
+
   it('refuses bytes that are not a snapshot', () => {
     expect(() => decodeSnapshot(new Uint8Array(100))).toThrow(/bad magic/);
     expect(() => decodeSnapshot(new Uint8Array(3))).toThrow(/too short/);

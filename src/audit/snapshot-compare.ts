@@ -3,7 +3,8 @@
 
 import { hashKey } from '../../protocol/journal-codec.js';
 import type { Snapshot } from '../../protocol/storage.js';
-import { AccountIndex, type Account, type ShardState } from '../../shards/ledger-book.js';
+import { IdTable } from '../../shards/id-table.js';
+import type { Account, ShardState } from '../../shards/ledger-book.js';
 import { decodeSnapshot, encodeSnapshot } from '../../shards/snapshot-codec.js';
 
 export interface SnapshotDifference {
@@ -57,8 +58,8 @@ function accountDifferences(replayed: ShardState, snap: ShardState): SnapshotDif
   const out: SnapshotDifference[] = [];
   const tenants = new Set([...replayed.tenants.keys(), ...snap.tenants.keys()]);
   for (const tenant of [...tenants].sort()) {
-    const mine = replayed.tenants.get(tenant)?.accounts ?? new AccountIndex();
-    const theirs = snap.tenants.get(tenant)?.accounts ?? new AccountIndex();
+    const mine = replayed.tenants.get(tenant)?.accounts ?? new IdTable<Account>();
+    const theirs = snap.tenants.get(tenant)?.accounts ?? new IdTable<Account>();
     const ids = new Set([...mine.keys(), ...theirs.keys()]);
     for (const id of [...ids].sort()) {
       const a = mine.get(id);
