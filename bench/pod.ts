@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { POD_NODE_FLAGS } from '../src/node-flags.js';
 import { createTestDatabases, type TestDatabases } from '../test/support/pg.js';
 
 export interface PodOptions {
@@ -112,7 +113,8 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
   const prof = opts.cpuProfDir === undefined
     ? []
     : ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`];
-  const child = spawn(process.execPath, [...nodeArgs, ...prof, script, 'serve'], {
+  const args = [...nodeArgs, ...POD_NODE_FLAGS, ...prof, script, 'serve'];
+  const child = spawn(process.execPath, args, {
     env: podEnv({
       PORT: '0', HOST: '127.0.0.1', LEDGER_DATA_DIR: dataDir, LEDGER_ADMIN_TOKEN: adminToken,
       LEDGER_WORKERS: String(opts.workers), LEDGER_SHARDS: String(opts.shards),

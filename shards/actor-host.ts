@@ -67,6 +67,9 @@ export interface ReleasedShard {
   queued: QueuedCommand[];
 }
 
+/** Each worker isolate's young generation unless configured (MiB). */
+export const WORKER_YOUNG_GENERATION_MB = 64;
+
 const DEFAULTS = {
   epoch: 1,
   snapshotEvery: 100_000,
@@ -75,7 +78,7 @@ const DEFAULTS = {
   maxTaskItems: 16_384,
   maxInflightTasks: 8,
   maxQueued: 131_072,
-  workerYoungGenerationMb: 64,
+  workerYoungGenerationMb: WORKER_YOUNG_GENERATION_MB,
   tickMs: 1000,
   dynamic: false,
 };

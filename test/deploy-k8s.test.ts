@@ -18,6 +18,8 @@ import {
 } from './support/deploy-config.js';
 import { arr, at, DEPLOY, isObj, kustomize, ROOT, type Obj } from './support/deploy-files.js';
 import { parseAllDocuments } from 'yaml';
+import { WORKER_YOUNG_GENERATION_MB } from '../shards/actor-host.js';
+import { MAIN_YOUNG_GENERATION_MIB, POD_NODE_FLAGS } from '../src/node-flags.js';
 
 const K8S = path.join(DEPLOY, 'k8s');
 const TARGETS = ['base', 'overlays/dev', 'overlays/prod'] as const;
@@ -237,8 +239,12 @@ describe.each(TARGETS)('kustomize %s', (target) => {
     expect(quantity(requests.memory)).toBe(quantity(limits.memory));
     const cap = heapCapMib(plain.NODE_OPTIONS);
     expect(cap).not.toBeNull();
-    // every worker thread and the main thread is an isolate with this old-space cap
-    expect((config.workers + 1) * (cap ?? 0) * 2 ** 20).toBeLessThan(quantity(limits.memory));
+    // every worker thread and the main thread is an isolate with this old-space cap, plus
+    // its young generation: the workers' from the actor host, the main thread's from the
+    // semi-space flag the image starts node with
+    const young = config.workers * WORKER_YOUNG_GENERATION_MB + MAIN_YOUNG_GENERATION_MIB;
+    expect(((config.workers + 1) * (cap ?? 0) + young) * 2 ** 20)
+      .toBeLessThan(quantity(limits.memory));
   });
 });
 
@@ -315,7 +321,12 @@ describe('Dockerfile', () => {
     expect(find(runtime, 'STOPSIGNAL')).toEqual(['SIGTERM']);
     const entry = JSON.parse(find(runtime, 'ENTRYPOINT')[0] ?? '[]') as string[];
     const cmd = JSON.parse(find(runtime, 'CMD')[0] ?? '[]') as string[];
-    expect([...entry, ...cmd]).toEqual(['node', 'dist/src/cli.js', 'serve']);
+    expect([...entry, ...cmd]).toEqual(['node', ...POD_NODE_FLAGS, 'dist/src/cli.js', 'serve']);
+    const scripts = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as
+      { scripts: Record<string, string> }).scripts;
+    // npm start and the benchmarks run node as the image does
+    expect(scripts.start).toContain(`node ${POD_NODE_FLAGS.join(' ')} dist/src/cli.js serve`);
+    expect(scripts.bench).toContain(`node ${POD_NODE_FLAGS.join(' ')} dist/bench/run.js`);
     const tsconfig = readFileSync(path.join(ROOT, 'tsconfig.json'), 'utf8');
     expect(tsconfig).toMatch(/"outDir":\s*"dist"/);
   });
