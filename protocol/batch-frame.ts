@@ -155,6 +155,31 @@ class Writer {
 
 const w = new Writer();
 
+/**
+ * A key and the string after it, for fields whose value a whole batch usually shares (status,
+ * currency, creation time): the pair's bytes are kept from the last time and copied, not
+ * encoded again. Any value is right: a new one is encoded (and kept) the general way.
+ */
+class SharedPair {
+  private last: string | null = null;
+  private bytes = new Uint8Array(0);
+
+  constructor(private readonly key: Uint8Array) {}
+
+  write(value: string): void {
+    if (value === this.last) return w.raw(this.bytes);
+    const at = w.at;
+    w.raw(this.key);
+    w.str(value);
+    this.last = value;
+    this.bytes = new Uint8Array(w.buf.subarray(at, w.at)); // a copy (Buffer#slice is a view)
+  }
+}
+
+const statusPair = new SharedPair(K.status);
+const currencyPair = new SharedPair(K.currencyCode);
+const createdAtPair = new SharedPair(K.createdAt);
+
 function writeError(e: ErrorRecord): void {
   w.map(1);
   w.raw(K.error);
@@ -175,8 +200,7 @@ function writeTransaction(t: TransactionView, time: (ms: number) => string): voi
   w.map(keys);
   w.raw(K.id);
   w.str(t.id);
-  w.raw(K.status);
-  w.str(t.status);
+  statusPair.write(t.status);
   w.raw(K.fromAccountId);
   w.str(t.fromAccountId);
   w.raw(K.toAccountId);
@@ -191,8 +215,7 @@ function writeTransaction(t: TransactionView, time: (ms: number) => string): voi
     w.raw(K.postedAmountMinor);
     w.str(t.postedAmountMinor.toString());
   }
-  w.raw(K.currencyCode);
-  w.str(t.currencyCode);
+  currencyPair.write(t.currencyCode);
   if (t.description !== null) {
     w.raw(K.description);
     w.str(t.description);
@@ -201,8 +224,7 @@ function writeTransaction(t: TransactionView, time: (ms: number) => string): voi
     w.raw(K.paymentTypeId);
     w.str(t.paymentTypeId);
   }
-  w.raw(K.createdAt);
-  w.str(time(t.createdAt));
+  createdAtPair.write(time(t.createdAt));
   w.raw(K.sequence);
   w.int(t.sequence);
   if (t.expiresAt !== null) {
