@@ -63,12 +63,13 @@ const WITHDRAWN_EXPONENTS: Readonly<Record<string, number>> = Object.freeze({
   EEK: 2,
 });
 
-const own = (table: Readonly<Record<string, number>>, code: string): number | undefined =>
-  Object.prototype.hasOwnProperty.call(table, code) ? table[code] : undefined;
+/** The tables as Maps: looked up for every transfer, and never fooled by inherited keys. */
+const ACTIVE = new Map(Object.entries(ACTIVE_EXPONENTS));
+const WITHDRAWN = new Map(Object.entries(WITHDRAWN_EXPONENTS));
 
 /** Minor-unit exponent of an active ISO 4217 code (case-sensitive), else undefined. */
 export function currencyExponent(code: string): number | undefined {
-  return own(ACTIVE_EXPONENTS, code);
+  return ACTIVE.get(code);
 }
 
 /** Every active code, sorted; for docs and client enums. */
@@ -97,6 +98,11 @@ function textOf(input: AmountInput): string | undefined {
 
 /** Minor units from a string of digits, bounded: too many digits is overflow, 0 invalid. */
 function minorFromDigits(digits: string): bigint | ErrorCode {
+  if (digits.length <= 15) {
+    // Fewer than 16 digits cannot overflow, and BigInt reads leading zeros as a number does.
+    const value = BigInt(digits);
+    return value === 0n ? 'invalid_amount' : value;
+  }
   const trimmed = digits.replace(/^0+/, '');
   if (trimmed === '') return 'invalid_amount';
   if (trimmed.length > MAX_DIGITS) return 'amount_overflow';
@@ -146,7 +152,7 @@ export function parseAmountMinor(input: AmountMinorInput): bigint | ErrorCode {
 }
 
 function displayExponent(currency: string): number {
-  const exponent = own(ACTIVE_EXPONENTS, currency) ?? own(WITHDRAWN_EXPONENTS, currency);
+  const exponent = ACTIVE.get(currency) ?? WITHDRAWN.get(currency);
   if (exponent === undefined) {
     // Programmer error: a currency reached storage without passing validation.
     throw new RangeError(`formatAmount: unknown currency ${JSON.stringify(currency)}`);

@@ -59,12 +59,17 @@ class Invalid {
 
 type Fields = Record<string, unknown>;
 
-/** Reads one request object; `prefix` names batch items (`transactions[3].`). */
+/** Reads one request object; `item` is a batch item's index (-1: the request itself). */
 class Reader {
   constructor(
     readonly fields: Fields,
-    readonly prefix: string,
+    readonly item = -1,
   ) {}
+
+  /** How messages name this object's fields: `transactions[3].` for a batch item. */
+  get prefix(): string {
+    return this.item < 0 ? '' : `transactions[${this.item}].`;
+  }
 
   /** The field's value; JSON null counts as absent, as for an optional field left out. */
   get(name: string): unknown {
@@ -111,7 +116,9 @@ function quoteKey(key: string): string {
 }
 
 function checkFields(r: Reader, allowed: ReadonlySet<string>): Invalid | undefined {
-  for (const key of Object.keys(r.fields)) {
+  // for-in, not Object.keys: no array per item of a batch. The fields are a plain object
+  // (isPlainObject), so every key it yields is the object's own.
+  for (const key in r.fields) {
     if (!allowed.has(key)) {
       return r.fail('invalid_request', quoteKey(key), 'unknown field');
     }
@@ -375,12 +382,11 @@ function post(r: Reader): PostCmd | Invalid {
 }
 
 function batchItem(item: unknown, index: number): TransferCmd | Invalid {
-  const prefix = `transactions[${index}].`;
   if (!isPlainObject(item)) {
     const detail = `expected object, got ${typeName(item)}`;
     return new Invalid(errorRecord('invalid_request', `transactions[${index}]: ${detail}`));
   }
-  const r = new Reader(item, prefix);
+  const r = new Reader(item, index);
   return checkFields(r, FIELDS.transfer) ?? transfer(r);
 }
 
@@ -459,7 +465,7 @@ export function toCommand(op: Op, input: unknown): ValidationResult {
     const detail = `body: expected object, got ${typeName(input)}`;
     return { ok: false, error: errorRecord('invalid_request', detail) };
   }
-  const r = new Reader(input, '');
+  const r = new Reader(input);
   const result = checkFields(r, FIELDS[op]) ?? build(op, r);
   return result instanceof Invalid ? { ok: false, error: result.error } : { ok: true, cmd: result };
 }
