@@ -1,6 +1,7 @@
-// The V8 flags a pod's process starts with: `npm start`, the image's ENTRYPOINT and the
-// benchmarks' pods all pass these (tests check that they agree). Anyone starting `ledger
-// serve` another way should pass them too, for example in NODE_OPTIONS.
+// The V8 flags a pod's process starts with: `npm start`, the `ledger` command (its shebang),
+// the image's ENTRYPOINT and the benchmarks' pods all pass these (tests check that they
+// agree). Anyone starting `node dist/src/cli.js` directly should pass them too, for example
+// in NODE_OPTIONS.
 //
 // The main thread runs the gateway. A batch's request and reply objects live for the whole
 // worker round trip, so with V8's default 16 MiB semi-spaces they outlive two scavenges, are

@@ -327,6 +327,9 @@ describe('Dockerfile', () => {
     // npm start and the benchmarks run node as the image does
     expect(scripts.start).toContain(`node ${POD_NODE_FLAGS.join(' ')} dist/src/cli.js serve`);
     expect(scripts.bench).toContain(`node ${POD_NODE_FLAGS.join(' ')} dist/bench/run.js`);
+    // and so does the `ledger` command, through its shebang
+    const shebang = readFileSync(path.join(ROOT, 'src/cli.ts'), 'utf8').split('\n')[0];
+    expect(shebang).toBe(`#!/usr/bin/env -S node ${POD_NODE_FLAGS.join(' ')}`);
     const tsconfig = readFileSync(path.join(ROOT, 'tsconfig.json'), 'utf8');
     expect(tsconfig).toMatch(/"outDir":\s*"dist"/);
   });
