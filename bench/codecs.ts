@@ -1,11 +1,14 @@
 // Codec benchmark: us per transfer for the batch crossing to a worker (envelope-codec), its
 // answer crossing back (reply-codec) and the WebSocket reply to a transferBatch (batch-frame),
-// each against plain msgpackr doing the same job in the same run. Asserts nothing.
+// each against plain msgpackr doing the same job in the same run; and for the gateway reading
+// a transferBatch frame (decodeFrame + validate) against msgpackr's decode alone. Asserts
+// nothing.
 
 import { Packr } from 'msgpackr';
 import { encodeBatchReply } from '../protocol/batch-frame.js';
 import { decodeEnvelopes, encodeEnvelopes } from '../protocol/envelope-codec.js';
-import { replyValue } from '../protocol/frames.js';
+import { decodeFrame, replyValue } from '../protocol/frames.js';
+import { toCommand } from '../protocol/validate.js';
 import { decodeReplies, encodeReplies, transferView } from '../protocol/reply-codec.js';
 import { decodeOutcomes, encodeOutcomes } from '../protocol/thread-codec.js';
 import type { Envelope, Outcome, TransferCmd } from '../protocol/types.js';
@@ -44,6 +47,11 @@ export async function benchCodecs(opts: { runs: number; seconds: number }): Prom
   const { envelopes, outcomes } = batch();
   const packr = new Packr({ useRecords: true });
   const plain = new Packr({ useRecords: false });
+  // what a client sends: amounts as strings, no optional fields
+  const frame = plain.pack({ rid: 1, op: 'transferBatch', atomic: false,
+    transactions: Array.from({ length: ITEMS }, (_, i) => ({ id: `p-3-${i}`,
+      fromAccountId: `a${i % 100}`, toAccountId: `a${(i + 7) % 100}`, amountMinor: '1',
+      currencyCode: 'USD' })) });
   const cases: Array<{ name: string; baseline: () => unknown; ours: () => unknown }> = [
     { name: 'commands to a worker (encode + decode)',
       baseline: () => packr.unpack(packr.pack(envelopes)),
@@ -51,6 +59,12 @@ export async function benchCodecs(opts: { runs: number; seconds: number }): Prom
     { name: 'answers from a worker (encode + decode)',
       baseline: () => decodeOutcomes(encodeOutcomes(outcomes)),
       ours: () => decodeReplies(encodeReplies(envelopes, outcomes), envelopes) },
+    { name: 'WebSocket transferBatch frame (decode + validate)',
+      baseline: () => plain.unpack(frame),
+      ours: () => {
+        const decoded = decodeFrame(frame, 1 << 24);
+        if (!decoded.ok || !toCommand(decoded.op, decoded.input).ok) throw new Error('invalid');
+      } },
     { name: 'WebSocket transferBatch reply (encode)',
       baseline: () => plain.pack(replyValue(1, outcomes[0] as Outcome)),
       ours: () => encodeBatchReply(1, outcomes[0] as Outcome) },

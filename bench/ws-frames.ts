@@ -3,14 +3,10 @@
 // them. The pod's own codecs are in protocol/; these only serve the measurement.
 
 import { Packr } from 'msgpackr';
+import { keyBytes } from '../protocol/batch-frame.js';
 
-/** The msgpack fixstr of an ASCII key, as it appears in a frame. */
-function fixstr(key: string): Buffer {
-  return Buffer.concat([Buffer.of(0xa0 | key.length), Buffer.from(key, 'latin1')]);
-}
-
-const ERROR_KEY = fixstr('error');
-const CODE_KEY = fixstr('code');
+const ERROR_KEY = keyBytes('error');
+const CODE_KEY = keyBytes('code');
 const RID_PLACEHOLDER = 0x7fffffff; // msgpack uint32: 0xce and four bytes, patched per frame
 const ID_DIGITS = 10; // base36 counter digits of a payment id: unique up to 36^10 payments
 
@@ -24,7 +20,7 @@ export class FrameTemplate {
   private readonly idAt: number[] = [];
   private n = 0;
 
-  constructor(private readonly tag: string, accounts: number, readonly size: number) {
+  constructor(tag: string, accounts: number, size: number) {
     const item = (i: number) => ({ id: tag + '0'.repeat(ID_DIGITS), fromAccountId: 'fund',
       toAccountId: `a${i % accounts}`, amountMinor: '1', currencyCode: 'USD' });
     const frame = size === 1
@@ -77,13 +73,11 @@ export function replyHead(data: Buffer): { rid: number; ok: boolean } | null {
   const k = (m & 0xf0) === 0x80 ? 1 : m === 0xde ? 3 : m === 0xdf ? 5 : -1;
   if (k < 0 || data[k] !== 0xa3 || data.toString('latin1', k + 1, k + 4) !== 'rid') return null;
   const t = data[k + 4] ?? 0;
-  let rid: number;
-  let at = k + 5;
-  if (t < 0x80) rid = t;
-  else if (t === 0xcc) [rid, at] = [data.readUInt8(at), at + 1];
-  else if (t === 0xcd) [rid, at] = [data.readUInt16BE(at), at + 2];
-  else if (t === 0xce) [rid, at] = [data.readUInt32BE(at), at + 4];
-  else return null;
+  const from = k + 5;
+  const width = t < 0x80 ? 0 : t === 0xcc ? 1 : t === 0xcd ? 2 : t === 0xce ? 4 : -1;
+  if (width < 0) return null;
+  const rid = width === 0 ? t : data.readUIntBE(from, width);
+  const at = from + width;
   if (data[at] !== 0xa2 || data.toString('latin1', at + 1, at + 3) !== 'ok') return null;
   return { rid, ok: data[at + 3] === 0xc3 };
 }

@@ -14,7 +14,7 @@ import { sharedTimeFormat } from './views.js';
 type Rid = number | string;
 
 /** A short ASCII key as a msgpack fixstr. */
-function keyBytes(key: string): Uint8Array {
+export function keyBytes(key: string): Uint8Array {
   return Uint8Array.from([0xa0 | key.length, ...Buffer.from(key, 'latin1')]);
 }
 

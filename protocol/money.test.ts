@@ -183,6 +183,17 @@ describe('parseAmountMinor', () => {
     expect(parseAmountMinor(2 ** 53 + 2)).toBe('invalid_amount');
   });
 
+  it('reads digit strings alike on both sides of the 15-digit fast path', () => {
+    for (const n of [14, 15, 16, 17]) {
+      expect(parseAmountMinor('0'.repeat(n)), `${n} zeros`).toBe('invalid_amount');
+      expect(parseAmountMinor(`${'0'.repeat(n - 1)}7`)).toBe(7n);
+      expect(parseAmountMinor('9'.repeat(n))).toBe(10n ** BigInt(n) - 1n);
+    }
+    expect(parseAmount('0.00', 'USD')).toBe('invalid_amount');
+    expect(parseAmount('0000000000000.01', 'USD')).toBe(1n); // 15 digits once scaled
+    expect(parseAmount('00000000000000.01', 'USD')).toBe(1n); // 16
+  });
+
   it('rejects more than 2^63-1 as amount_overflow', () => {
     expect(parseAmountMinor('9223372036854775808')).toBe('amount_overflow');
     expect(parseAmountMinor(MAX_MINOR + 1n)).toBe('amount_overflow');
