@@ -83,6 +83,31 @@ const DEFAULTS = {
   dynamic: false,
 };
 
+type Balancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
+
+/**
+ * Piscina's default balancer posts a task that carries an AbortSignal (all of ours: see
+ * Lane.queued) only to a worker running nothing else, so a worker had one task at a time and
+ * waited a round trip between them: the next batch never applied while the last one committed,
+ * and at light load commands queued in piscina for tens of milliseconds. Our signal only
+ * aborts tasks that no worker took (see workerFailed), so tasks share a worker up to `max`.
+ * (Piscina reports the usage of a worker running exactly one abortable task as Infinity.)
+ */
+export function sharingBalancer(max: number): Balancer {
+  return (_task, workers) => {
+    let best: (typeof workers)[number] | null = null;
+    let bestUsage = max;
+    for (const w of workers) {
+      const usage = w.isRunningAbortableTask ? 1 : w.currentUsage;
+      if (usage < bestUsage) {
+        best = w;
+        bestUsage = usage;
+      }
+    }
+    return best;
+  };
+}
+
 /** One worker thread and the commands waiting for it. */
 class Lane {
   envelopes: Envelope[] = [];
@@ -330,6 +355,7 @@ export class ActorHost implements LedgerPort {
       maxThreads: 1,
       idleTimeout: Number.POSITIVE_INFINITY,
       concurrentTasksPerWorker: this.opts.maxInflightTasks + 2,
+      loadBalancer: sharingBalancer(this.opts.maxInflightTasks + 2),
       // The worker awaits fsync/COMMIT between tasks; a blocking Atomics.wait would stall it.
       atomics: 'disabled',
       // Per-task run/wait histograms cost a few us per task; the ledger has its own metrics.
