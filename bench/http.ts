@@ -86,9 +86,24 @@ const ALL_PHASES: readonly Phase[] = [
     connections: 2, inflight: 2, batch: 8190, target: '>= 250,000/s' },
 ];
 
+/**
+ * BENCH_HTTP_OPEN=0.2,0.5,0.8 runs the open loop at each of these fractions of the max rate
+ * (a latency curve) in place of the one at 80%.
+ */
+function openPhases(fractions: string | undefined): Phase[] {
+  const open = ALL_PHASES.find((p) => p.key === 'httpOpen') as Phase;
+  if (fractions === undefined) return [open];
+  return fractions.split(',').map(Number).filter((f) => f > 0 && f <= 1).map((f) => ({
+    ...open, key: f === 0.8 ? 'httpOpen' : `httpOpen${Math.round(f * 100)}`,
+    name: `HTTP single, open loop at ${Math.round(f * 100)}% of max`, rateOfMax: f,
+    target: f === 0.8 ? open.target : '-' }));
+}
+
 /** BENCH_HTTP_PHASES=httpMax,ws100 runs only those phases (profiling one path at a time). */
-const PHASES: readonly Phase[] = ((only) => only === undefined ? ALL_PHASES
-  : ALL_PHASES.filter((p) => only.split(',').includes(p.key)))(process.env.BENCH_HTTP_PHASES);
+const PHASES: readonly Phase[] = ((only) => ALL_PHASES
+  .filter((p) => only === undefined || only.split(',').includes(p.key))
+  .flatMap((p) => p.key === 'httpOpen' ? openPhases(process.env.BENCH_HTTP_OPEN) : [p]))(
+  process.env.BENCH_HTTP_PHASES);
 
 /** PostgreSQL targets of issue 4, as multiples of pgbench TPS. */
 const PG_TARGETS: Readonly<Record<string, string>> = {
