@@ -3,8 +3,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Command, Outcome } from '../protocol/types.js';
-import { sharingBalancer, startActorHost } from './actor-host.js';
+import { FileJournal } from '../persistence/journal-file.js';
+import { decodeReplies } from '../protocol/reply-codec.js';
+import { encodeEnvelopes } from '../protocol/envelope-codec.js';
+import type { JournalSink, SnapshotStore } from '../protocol/storage.js';
+import type { Command, Envelope, Outcome, TransferCmd } from '../protocol/types.js';
+import { sharingBalancer, startActorHost, taskSize } from './actor-host.js';
+import { ActorWorker, type BatchReply, type StatusReply } from './actor-worker.js';
 
 type Workers = Parameters<ReturnType<typeof sharingBalancer>>[1];
 
@@ -64,5 +69,82 @@ describe('ActorHost pipelining', () => {
     } finally {
       await host.close();
     }
+  });
+});
+
+function transfer(id: string): TransferCmd {
+  return { op: 'transfer', id, fromAccountId: 'a', toAccountId: 'b', amountMinor: 1n,
+    currencyCode: 'EUR', description: null, paymentTypeId: null, pending: false,
+    timeoutSeconds: null };
+}
+
+function batchOf(n: number): Envelope {
+  const transactions = Array.from({ length: n }, (_, i) => transfer(`b${n}-${i}`));
+  return { tenant: 't', cmd: { op: 'transferBatch', transactions, atomic: false } };
+}
+
+describe('taskSize', () => {
+  const single: Envelope = { tenant: 't', cmd: transfer('x') };
+
+  it('bounds a task by commands and by the journal entries they may append', () => {
+    expect(taskSize([single, single, single], 2, 100)).toBe(2);
+    expect(taskSize([batchOf(5), batchOf(5), batchOf(5)], 100, 10)).toBe(2);
+    expect(taskSize([batchOf(5), single, batchOf(5)], 100, 10)).toBe(2);
+    expect(taskSize([single, single], 100, 100)).toBe(2);
+  });
+
+  it('always takes one command, even one larger than a task', () => {
+    expect(taskSize([batchOf(20), single], 100, 10)).toBe(1);
+  });
+});
+
+describe('ActorWorker journal bound', () => {
+  it('refuses, applying nothing, a batch that would not fit beside those committing', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'ledger-worker-'));
+    dirs.push(dataDir);
+    // The first commits pass; then each waits until released, so entries pile up.
+    const journal = new FileJournal(dataDir);
+    let gate: Promise<void> | null = null;
+    let release = (): void => undefined;
+    const commit: JournalSink['commit'] = async (entries) => {
+      if (gate !== null) await gate;
+      return journal.commit(entries);
+    };
+    const gated = new Proxy(journal, { get: (target, key) => {
+      if (key === 'commit') return commit;
+      const value: unknown = Reflect.get(target, key);
+      return typeof value === 'function' ? value.bind(target) : value;
+    } });
+    const none: SnapshotStore = {
+      save: async () => undefined, loadNewest: async () => null, close: async () => undefined,
+    };
+    const worker = new ActorWorker({ workerIndex: 0, shards: [0], epoch: 1, snapshotEvery: 0,
+      snapshotSeconds: 0, maxPendingRows: 10, verify: true, tickMs: 0 },
+    { journal: gated, snapshots: none });
+    await worker.start();
+    const run = async (envelopes: Envelope[]): Promise<Outcome[]> => {
+      const reply = await worker.handle({ kind: 'batch', now: 1_700_000_000_000,
+        shards: Uint16Array.from(envelopes.map(() => 0)),
+        envelopes: encodeEnvelopes(envelopes) }) as BatchReply;
+      return decodeReplies(reply.outcomes, envelopes);
+    };
+    const account = (id: string): Envelope => ({ tenant: 't', cmd: { op: 'createAccount', id,
+      currencyCode: 'EUR', allowNegative: true, metadata: '{}' } });
+    expect((await run([account('a'), account('b')])).every((o) => o.ok)).toBe(true);
+    gate = new Promise((resolve) => (release = resolve));
+    const first = run([batchOf(6)]); // 6 entries wait for the gate
+    const second = await run([batchOf(5)]); // 6 + 5 > 10: refused at once
+    expect(second.map((o) => (o.ok ? 'ok' : o.error.code))).toEqual(['overloaded']);
+    release();
+    gate = null;
+    const done = await first;
+    expect(done.every((o) => o.ok)).toBe(true);
+    const third = await run([batchOf(5)]); // the journal has room again
+    expect(third.every((o) => o.ok)).toBe(true);
+    const status = await worker.handle({ kind: 'status' }) as StatusReply;
+    // accounts 2 + 6 + 5: nothing of the refused batch was applied
+    expect(status.shards[0]?.lastSequence).toBe(13);
+    expect(status.shards[0]?.durableSequence).toBe(13);
+    await worker.handle({ kind: 'shutdown' });
   });
 });

@@ -16,6 +16,7 @@ import type {
   WorkerTask,
 } from './actor-worker.js';
 import type { LedgerPort, Reply } from './ledger-port.js';
+import { maxEntriesOf } from './state-machine.js';
 
 export interface ActorHostOptions {
   /** the worker entry file, which wires storage into shards/actor-worker */
@@ -31,6 +32,12 @@ export interface ActorHostOptions {
   verify?: boolean;
   /** commands per task crossing to a worker */
   maxTaskItems?: number;
+  /**
+   * journal entries a task may append at most (a transferBatch counts its transactions): with
+   * maxInflightTasks it bounds the entries a worker holds until they commit. A command larger
+   * than this still goes, alone.
+   */
+  maxTaskRows?: number;
   /** tasks in flight per worker: one applying while earlier ones commit */
   maxInflightTasks?: number;
   /**
@@ -76,6 +83,7 @@ const DEFAULTS = {
   snapshotSeconds: 300,
   verify: false,
   maxTaskItems: 16_384,
+  maxTaskRows: 65_536,
   maxInflightTasks: 8,
   maxQueued: 131_072,
   workerYoungGenerationMb: WORKER_YOUNG_GENERATION_MB,
@@ -344,7 +352,8 @@ export class ActorHost implements LedgerPort {
       epoch: this.opts.epoch,
       snapshotEvery: this.opts.snapshotEvery,
       snapshotSeconds: this.opts.snapshotSeconds,
-      maxPendingRows: this.opts.maxInflightTasks * this.opts.maxTaskItems * 2 + 1_000_000,
+      // the tasks in flight, plus room for the timer's voids and one command larger than a task
+      maxPendingRows: this.opts.maxInflightTasks * this.opts.maxTaskRows + 1_000_000,
       verify: this.opts.verify,
       tickMs: this.opts.tickMs,
     };
@@ -414,10 +423,13 @@ export class ActorHost implements LedgerPort {
     );
   }
 
-  /** Takes up to maxTaskItems waiting commands; swaps arrays instead of copying if it can. */
+  /**
+   * Takes the waiting commands of one task (see taskSize); swaps arrays instead of copying if
+   * it takes them all.
+   */
   private take(lane: Lane): { envelopes: Envelope[]; shards: number[]; replies: Reply[] } {
-    const max = this.opts.maxTaskItems;
-    if (lane.envelopes.length <= max) {
+    const n = taskSize(lane.envelopes, this.opts.maxTaskItems, this.opts.maxTaskRows);
+    if (n === lane.envelopes.length) {
       const taken = { envelopes: lane.envelopes, shards: lane.shards, replies: lane.replies };
       lane.envelopes = [];
       lane.shards = [];
@@ -425,9 +437,9 @@ export class ActorHost implements LedgerPort {
       return taken;
     }
     return {
-      envelopes: lane.envelopes.splice(0, max),
-      shards: lane.shards.splice(0, max),
-      replies: lane.replies.splice(0, max),
+      envelopes: lane.envelopes.splice(0, n),
+      shards: lane.shards.splice(0, n),
+      replies: lane.replies.splice(0, n),
     };
   }
 
@@ -510,6 +522,20 @@ export async function startActorHost(options: ActorHostOptions): Promise<ActorHo
   return host;
 }
 
+/**
+ * How many of the waiting commands (oldest first) one task takes: at most `maxItems`, and no
+ * more than `maxRows` journal entries (see maxEntriesOf), but always at least one.
+ */
+export function taskSize(waiting: readonly Envelope[], maxItems: number, maxRows: number): number {
+  const n = Math.min(waiting.length, maxItems);
+  let rows = 0;
+  for (let i = 0; i < n; i++) {
+    rows += maxEntriesOf((waiting[i] as Envelope).cmd);
+    if (rows > maxRows && i > 0) return i;
+  }
+  return n;
+}
+
 function failure(code: ErrorCode): Outcome {
   return { ok: false, error: errorRecord(code) };
 }
@@ -525,6 +551,7 @@ function validateOptions(o: ActorHostOptions): void {
   check('shardCount', o.shardCount, 1, 65_535);
   check('workers', o.workers, 1, 256);
   check('maxTaskItems', o.maxTaskItems, 1, 1_000_000);
+  check('maxTaskRows', o.maxTaskRows, 1, 10_000_000);
   check('maxInflightTasks', o.maxInflightTasks, 1, 1024);
   check('workerYoungGenerationMb', o.workerYoungGenerationMb, 0, 4096);
   check('maxQueued', o.maxQueued, 1, 10_000_000);

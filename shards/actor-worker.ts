@@ -13,7 +13,9 @@ import { GroupCommit } from './group-commit.js';
 import { checkInvariants } from './invariants.js';
 import { decodeSnapshot } from './snapshot-codec.js';
 import { Snapshotter } from './snapshotter.js';
-import { applyBatch, applyEntry, createShardState, type ShardState } from './state-machine.js';
+import {
+  applyBatch, applyEntry, createShardState, maxEntriesOf, type ShardState,
+} from './state-machine.js';
 
 /** Longest a slice of snapshot encoding holds the worker thread, in ms. */
 const SNAPSHOT_SLICE_MS = 2;
@@ -242,6 +244,7 @@ export class ActorWorker {
 
   private batch(now: number, shards: Uint16Array, bytes: Uint8Array): Promise<unknown> {
     const envelopes = decodeEnvelopes(bytes);
+    if (!this.hasRoomFor(envelopes)) return Promise.resolve(this.refuse(envelopes));
     const results: Outcome[] = new Array<Outcome>(envelopes.length);
     const entries: JournalEntry[] = [];
     const due = this.applyByShard(now, shards, envelopes, results, entries);
@@ -254,6 +257,23 @@ export class ActorWorker {
       () => this.reply(outcomes),
       (err: unknown) => this.failClosed(err),
     );
+  }
+
+  /**
+   * Whether the entries these commands may append fit beside those still committing. The host
+   * bounds its tasks so that they do; a batch that did not would be applied and then have no
+   * place in the journal, so it is refused before anything is applied.
+   */
+  private hasRoomFor(envelopes: readonly Envelope[]): boolean {
+    let rows = this.group.pendingRows;
+    for (const env of envelopes) rows += maxEntriesOf(env.cmd);
+    return rows <= this.config.maxPendingRows;
+  }
+
+  /** Every command answered 'overloaded' (retryable), nothing applied. */
+  private refuse(envelopes: readonly Envelope[]): BatchReply {
+    const refused: Outcome = { ok: false, error: errorRecord('overloaded') };
+    return this.reply(encodeReplies(envelopes, envelopes.map(() => refused)));
   }
 
   /** Applies each shard's commands in arrival order; returns the actors due a snapshot. */

@@ -6,6 +6,7 @@ import type { ErrorCode } from '../protocol/errors.js';
 import type { JournalEntry } from '../protocol/journal-entry.js';
 import {
   MAX_BATCH,
+  type Command,
   type CreateAccountCmd,
   type EntryKind,
   type Envelope,
@@ -63,6 +64,14 @@ export const MAX_TIMEOUT_SECONDS = 10 * 366 * 24 * 3600;
  * journal entries into `entries`. The batch time is max(state.time, now); state.time keeps it
  * only when the batch wrote an entry, so replaying the journal rebuilds the clock exactly.
  */
+/**
+ * The most journal entries applying `cmd` can append: one, or one per transaction of a
+ * transferBatch (an accepted or a rejected item writes one entry each).
+ */
+export function maxEntriesOf(cmd: Command): number {
+  return cmd.op === 'transferBatch' ? cmd.transactions.length : 1;
+}
+
 export function applyBatch(
   state: ShardState,
   envelopes: readonly Envelope[],
