@@ -60,18 +60,19 @@ export { applyEntry } from './entry-replay.js';
 export const MAX_TIMEOUT_SECONDS = 10 * 366 * 24 * 3600;
 
 /**
- * Apply a batch in order: push exactly one Outcome per envelope into `results`, and the new
- * journal entries into `entries`. The batch time is max(state.time, now); state.time keeps it
- * only when the batch wrote an entry, so replaying the journal rebuilds the clock exactly.
- */
-/**
  * The most journal entries applying `cmd` can append: one, or one per transaction of a
- * transferBatch (an accepted or a rejected item writes one entry each).
+ * transferBatch (an accepted or a rejected item writes one entry each). A batch may also void
+ * holds that expired meanwhile, one entry each: those are not counted here.
  */
 export function maxEntriesOf(cmd: Command): number {
   return cmd.op === 'transferBatch' ? cmd.transactions.length : 1;
 }
 
+/**
+ * Apply a batch in order: push exactly one Outcome per envelope into `results`, and the new
+ * journal entries into `entries`. The batch time is max(state.time, now); state.time keeps it
+ * only when the batch wrote an entry, so replaying the journal rebuilds the clock exactly.
+ */
 export function applyBatch(
   state: ShardState,
   envelopes: readonly Envelope[],
