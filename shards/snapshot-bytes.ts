@@ -123,7 +123,6 @@ export abstract class ByteWriter {
     return this;
   }
 
-  /** The UTF-8 bytes of `value` without a prefix; returns their count. */
   /** The UTF-8 bytes of id `i` of `ids`, without making its string when it is ASCII. */
   indexedId(ids: StringIndex, i: number): number {
     this.ensure(ids.lengthAt(i));
@@ -133,6 +132,7 @@ export abstract class ByteWriter {
     return n;
   }
 
+  /** The UTF-8 bytes of `value` without a prefix; returns their count. */
   utf8(value: string): number {
     const len = value.length;
     this.ensure(3 * len);
