@@ -57,7 +57,11 @@ export interface Snapshot {
 }
 
 export interface SnapshotStore {
-  /** Persist a snapshot; the previous one stays valid until this one is complete. */
+  /**
+   * Persist a snapshot; the previous one stays valid until this one is complete. The store
+   * neither keeps nor reads `state` once the promise resolves: the caller writes the next
+   * snapshot into the same memory (a store that keeps the bytes copies them).
+   */
   save(snapshot: Snapshot): Promise<void>;
   /**
    * The newest complete, checksum-valid snapshot, or null (corrupt ones are skipped). Valid

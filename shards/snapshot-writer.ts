@@ -48,6 +48,11 @@ export interface SnapshotWriterOptions {
   sizeHint?: number;
   /** the books' unchanging columns as the last snapshots wrote them (default: none kept) */
   columns?: WeakMap<TenantBook, BookColumns>;
+  /**
+   * memory to write the snapshot into, used if it holds sizeHint bytes: an earlier snapshot's
+   * (see memory()) once nothing reads that one any more (default: new memory)
+   */
+  output?: Buffer;
 }
 
 /**
@@ -93,6 +98,7 @@ export class SnapshotWriter {
   private readonly arena: ByteArena;
   private readonly columns: WeakMap<TenantBook, BookColumns> | null;
   private readonly work: Step;
+  private readonly reuse: Buffer | undefined;
   /** the snapshot so far: each tenant is copied here once written (and hashed) */
   private output: Buffer = Buffer.alloc(0);
   private length = 0;
@@ -106,6 +112,7 @@ export class SnapshotWriter {
     this.time = state.time;
     this.arena = opts.arena ?? new ByteArena();
     this.columns = opts.columns ?? null;
+    this.reuse = opts.output;
     this.work = this.write(Math.max(OUTPUT_MIN_BYTES, opts.sizeHint ?? 0));
   }
 
@@ -127,10 +134,18 @@ export class SnapshotWriter {
     return this.output.subarray(0, this.length);
   }
 
+  /** All the memory result() is the start of: pass it to a later writer as `output`. */
+  memory(): Buffer {
+    if (!this.done) throw new Error('snapshot writer: not finished');
+    return this.output;
+  }
+
   private *write(sizeHint: number): Step {
     const books = this.booksAt();
     yield;
-    this.output = Buffer.allocUnsafeSlow(sizeHint);
+    const reuse = this.reuse;
+    this.output = reuse !== undefined && reuse.length >= sizeHint
+      ? reuse : Buffer.allocUnsafeSlow(sizeHint);
     const head = new ByteSink(this.arena);
     head.u32(this.shard).u32(this.epoch).f64(this.sequence).f64(this.time).u32(books.length);
     yield* this.append([SNAPSHOT_MAGIC, ...head.pieces()]);

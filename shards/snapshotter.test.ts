@@ -12,7 +12,9 @@ import { applyBatch, createShardState, type ShardState } from './state-machine.j
 
 function memoryStore(): SnapshotStore & { saved: Snapshot[] } {
   const saved: Snapshot[] = [];
-  return { saved, save: async (s) => void saved.push(s), loadNewest: async () => null,
+  // A copy: the Snapshotter writes its next snapshot into the memory of the one saved.
+  return { saved, save: async (s) => void saved.push({ ...s, state: Uint8Array.from(s.state) }),
+    loadNewest: async () => null,
     close: async () => undefined };
 }
 
@@ -84,5 +86,33 @@ describe('Snapshotter', () => {
     await failing.start(state, Promise.reject(new Error('fsync failed')));
     expect(store.saved).toEqual([]);
     expect(failing.lastOutcome).toBe('fsync failed');
+  });
+  it('writes into the memory of the last snapshot stored, never of a failed save', async () => {
+    const state = grown(100);
+    const memories: ArrayBufferLike[] = [];
+    let fail = false;
+    const store: SnapshotStore = { loadNewest: async () => null, close: async () => undefined,
+      save: async (s) => {
+        memories.push(s.state.buffer);
+        expect(stateDigest(decodeSnapshot(s.state))).toBe(stateDigest(state));
+        if (fail) throw new Error('redis down');
+      } };
+    const snapshotter = new Snapshotter({ store, sliceMs: 2,
+      head: () => ({ sequence: state.sequence, hash: new Uint8Array(32) }) });
+    const snapshot = async (): Promise<string> => {
+      await snapshotter.start(state, Promise.resolve());
+      pay(state, payments(3, state.sequence)); // the next one differs
+      return snapshotter.lastOutcome;
+    };
+    expect(await snapshot()).toBe('saved');
+    expect(await snapshot()).toBe('saved');
+    expect(memories[1]).toBe(memories[0]);
+    fail = true;
+    expect(await snapshot()).toBe('redis down');
+    fail = false;
+    expect(await snapshot()).toBe('saved');
+    expect(memories[3]).not.toBe(memories[2]); // the failed save's store may still read it
+    expect(await snapshot()).toBe('saved');
+    expect(memories[4]).toBe(memories[3]);
   });
 });
