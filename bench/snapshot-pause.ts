@@ -1,7 +1,9 @@
 // Snapshot pause benchmark: a payment loop applies a batch per event-loop turn (as the actor
 // does) while the Snapshotter encodes the shard in slices and saves it to Redis. Reports how
-// long each slice held the thread, the loop's longest stalls and its payments/s, against the
-// same loop without snapshots in the same run. Asserts nothing.
+// long each slice held the thread (the first snapshot of a process apart: it builds the column
+// cache the later ones reuse), the loop's longest stalls and its payments/s, against the same
+// loop without snapshots and against control slices of plain CPU work, in the same run.
+// Asserts nothing.
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -12,7 +14,7 @@ import type { JournalEntry } from '../protocol/journal-entry.js';
 import type { SnapshotStore } from '../protocol/storage.js';
 import { stateDigest } from '../shards/snapshot-codec.js';
 import { applyBatch, type ShardState } from '../shards/state-machine.js';
-import { Snapshotter } from '../shards/snapshotter.js';
+import { SNAPSHOT_SLICE_MS, Snapshotter } from '../shards/snapshotter.js';
 import { fmtInt, percentile } from './report.js';
 import { START_MS, inMemoryShard, transferCmd } from './shard-workload.js';
 
@@ -21,7 +23,8 @@ const PAYMENTS_PER_TURN = 256;
 /** Offered load: payments/s the loop applies, paced, so the shard grows alike in every run. */
 const PAYMENT_RATE = Number(process.env.PAUSE_PAYMENT_RATE ?? 20_000);
 const BASELINE_MS = 3000;
-const SLICE_MS = 2;
+/** The slice the actor worker uses (shards/actor-worker.ts), or PAUSE_SLICE_MS. */
+const SLICE_MS = Number(process.env.PAUSE_SLICE_MS ?? SNAPSHOT_SLICE_MS);
 
 interface LoopStats {
   turns: number;
@@ -119,13 +122,39 @@ function gcPauses(): { take(): number; stop(): void } {
   };
 }
 
+let spun = 0;
+
+/**
+ * The control: `n` slices of plain CPU work as long as the snapshot's, between the loop's
+ * turns as the snapshot's are. Their tail is what any slice of that length suffers on this
+ * machine (the kernel preempting the thread for other threads and processes); the snapshot's
+ * own share of its tail is what it has beyond this.
+ */
+function controlSlices(n: number, out: number[]): Promise<void> {
+  return new Promise((resolve) => {
+    let left = n;
+    const slice = (): void => {
+      const started = performance.now();
+      const deadline = started + SLICE_MS;
+      do {
+        for (let i = 0; i < 256; i++) spun = (spun * 31 + i) | 0;
+      } while (performance.now() < deadline);
+      out.push(performance.now() - started);
+      if (--left > 0) setImmediate(slice);
+      else resolve();
+    };
+    setImmediate(slice);
+  });
+}
+
 function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
 /**
  * One size: the loop alone for a while (baseline), then `count` snapshots back to back with
- * the loop running. The first snapshot is checked against the state at its sequence.
+ * the loop running, then as many control slices as they had. The first snapshot is checked
+ * against the state at its sequence.
  */
 async function pauseAt(accounts: number, count: number, redisUrl: string) {
   const state = await inMemoryShard(accounts, accounts);
@@ -159,6 +188,8 @@ async function pauseAt(accounts: number, count: number, redisUrl: string) {
   const baseline = await loop.stop();
   const gcBase = gc.take();
   const wallMs: number[] = [];
+  const control: number[] = [];
+  let firstSlices = 0;
   const expected = stateDigest(state); // the state at the first snapshot's sequence
   loop.start();
   for (let k = 0; k < count; k++) {
@@ -166,15 +197,25 @@ async function pauseAt(accounts: number, count: number, redisUrl: string) {
     await snapshotter.start(state, Promise.resolve());
     wallMs.push(performance.now() - t0);
     if (snapshotter.lastOutcome !== 'saved') throw new Error(snapshotter.lastOutcome);
+    if (k === 0) firstSlices = slices.length;
   }
   const during = await loop.stop();
   const gcDuring = gc.take();
+  loop.start();
+  await controlSlices(slices.length, control);
+  await loop.stop();
   gc.stop();
   const verified = firstDigest === expected;
   await store.close();
   await dropPrefix(redisUrl, prefix);
-  return { accounts, count, slices, clean, baseline, during, verified,
+  return { accounts, count, slices, firstSlices, clean, control, baseline, during, verified,
     bytes, wallMs, gcBase, gcDuring };
+}
+
+/** "p99/max" of some slice durations, in ms. */
+function tail(ms: number[]): string {
+  const sorted = [...ms].sort((a, b) => a - b);
+  return `${percentile(sorted, 99).toFixed(2)}/${(sorted[sorted.length - 1] ?? 0).toFixed(2)}`;
 }
 
 function stallRow(stats: LoopStats): { p99: string; max: string } {
@@ -186,10 +227,11 @@ function stallRow(stats: LoopStats): { p99: string; max: string } {
 export async function benchSnapshotPause(sizes: number[], redisUrl: string) {
   const rows: Array<Record<string, string | number>> = [];
   for (const accounts of sizes) {
-    const count = accounts >= 1_000_000 ? 3 : accounts >= 100_000 ? 10 : 30;
+    const count = accounts >= 1_000_000 ? 5 : accounts >= 100_000 ? 10 : 30;
     const r = await pauseAt(accounts, count, redisUrl);
     const sorted = [...r.slices].sort((a, b) => a - b);
     const kept = [...r.clean].sort((a, b) => a - b);
+    const control = [...r.control].sort((a, b) => a - b);
     const base = stallRow(r.baseline);
     const during = stallRow(r.during);
     rows.push({ accounts: fmtInt(accounts), snapshots: r.count, slices: sorted.length,
@@ -199,6 +241,9 @@ export async function benchSnapshotPause(sizes: number[], redisUrl: string) {
       'not preempted': `${(100 * kept.length / Math.max(1, sorted.length)).toFixed(0)}%`,
       'their p50/p99/max': `${percentile(kept, 50).toFixed(2)}/${percentile(kept, 99).toFixed(2)}` +
         `/${(kept[kept.length - 1] ?? 0).toFixed(2)}`,
+      'first snapshot p99/max': tail(r.slices.slice(0, r.firstSlices)),
+      'later p99/max': tail(r.slices.slice(r.firstSlices)),
+      'control p50/p99/max': `${percentile(control, 50).toFixed(2)}/${tail(control)}`,
       'stall p99/max ms': `${during.p99}/${during.max}`,
       'base stall p99/max': `${base.p99}/${base.max}`,
       'gc max ms with/base': `${r.gcDuring.toFixed(1)}/${r.gcBase.toFixed(1)}`,

@@ -12,13 +12,10 @@ import type { Envelope, Outcome } from '../protocol/types.js';
 import { GroupCommit } from './group-commit.js';
 import { checkInvariants } from './invariants.js';
 import { decodeSnapshot } from './snapshot-codec.js';
-import { Snapshotter } from './snapshotter.js';
+import { SNAPSHOT_SLICE_MS, Snapshotter } from './snapshotter.js';
 import {
   applyBatch, applyEntry, createShardState, maxEntriesOf, type ShardState,
 } from './state-machine.js';
-
-/** Longest a slice of snapshot encoding holds the worker thread, in ms. */
-const SNAPSHOT_SLICE_MS = 2;
 
 export interface WorkerConfig {
   workerIndex: number;

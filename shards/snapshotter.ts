@@ -30,6 +30,9 @@ export interface SnapshotterOptions {
   onSlice?: (ms: number) => void;
 }
 
+/** Longest a slice of snapshot encoding holds the actor's thread, in ms (the worker's). */
+export const SNAPSHOT_SLICE_MS = 2;
+
 /** Slice durations kept for pauseStats(): the newest ones, a fixed number. */
 const PAUSES_KEPT = 8192;
 /**
