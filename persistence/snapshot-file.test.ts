@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,5 +63,15 @@ describe('FileSnapshotStore', () => {
     const partial = encodeSnapshot(snap(50)).subarray(0, 100);
     await writeFile(join(dir, shardDirName(3), '.tmp-1-1.snap'), partial);
     expect((await store.loadNewest(3))?.head.sequence).toBe(10);
+  });
+
+  it('checks loads against the sha256 a snapshot comes with, not hashing it again', async () => {
+    const store = new FileSnapshotStore(dir);
+    const s10 = snap(10);
+    await store.save({ ...s10, sha256: createHash('sha256').update(s10.state).digest() });
+    await store.save({ ...snap(20), sha256: new Uint8Array(32) }); // not the bytes' hash
+    expect((await store.loadNewest(3))?.head.sequence).toBe(10); // 20 fails its check
+    await expect(store.save({ ...snap(30), sha256: new Uint8Array(31) }))
+      .rejects.toThrow(/32 bytes/);
   });
 });

@@ -6,7 +6,7 @@ import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises
 import { join } from 'node:path';
 import { HASH_BYTES } from '../protocol/journal-entry.js';
 import { fsyncDir, shardDirName } from './journal-file.js';
-import { sha256InSteps } from './stepped-hash.js';
+import { stateSha256 } from './stepped-hash.js';
 import type { Snapshot, SnapshotStore } from './journal.js';
 
 /*
@@ -38,7 +38,7 @@ export function snapshotName(sequence: number): string {
 }
 
 /** The file header of `s`, given the SHA-256 of its state. */
-function encodeHeader(s: Snapshot, stateSha256: Buffer): Buffer {
+function encodeHeader(s: Snapshot, stateSha256: Uint8Array): Buffer {
   if (s.head.hash.length !== HASH_BYTES) throw new RangeError('snapshot head hash: 32 bytes');
   const out = Buffer.alloc(HEADER_BYTES);
   out.writeUInt32LE(MAGIC, 0);
@@ -97,7 +97,7 @@ export class FileSnapshotStore implements SnapshotStore {
     const dir = await this.shardDir(snapshot.shard);
     // Hashed a step per turn and written from the caller's bytes: a snapshot of hundreds of
     // MiB is never copied or hashed in one go on the shard's thread.
-    const header = encodeHeader(snapshot, await sha256InSteps(snapshot.state));
+    const header = encodeHeader(snapshot, await stateSha256(snapshot));
     const temp = join(dir, `.tmp-${process.pid}-${++this.tempCounter}.snap`);
     const handle = await open(temp, 'wx');
     try {

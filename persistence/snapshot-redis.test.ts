@@ -3,7 +3,7 @@
 // Redis is down or hung (a private redis-server, never the shared one).
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { RedisSnapshotStore, SnapshotStoreError } from './snapshot-redis.js';
 import type { Snapshot } from './journal.js';
@@ -58,6 +58,15 @@ describe('RedisSnapshotStore', () => {
     expect(Buffer.from(got?.state ?? []).equals(Buffer.from(big.state))).toBe(true);
     expect((await keys(ns.client, 'snap:3:1000:*')).length).toBe(81);
     expect(await s.loadNewest(4)).toBeNull();
+  });
+
+  it('checks loads against the sha256 a snapshot comes with, not hashing it again', async () => {
+    const s = store();
+    const s10 = snap(10);
+    await s.save({ ...s10, sha256: createHash('sha256').update(s10.state).digest() });
+    await s.save({ ...snap(20), sha256: new Uint8Array(32) }); // not the bytes' hash
+    expect((await s.loadNewest(3))?.head.sequence).toBe(10); // 20 fails its check
+    expect(skipped.some((line) => /sha256 mismatch/.test(line))).toBe(true);
   });
 
   it('keeps the two newest snapshots and removes every key of older ones', async () => {

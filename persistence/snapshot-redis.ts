@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { HASH_BYTES } from '../protocol/journal-entry.js';
 import type { Snapshot, SnapshotStore } from '../protocol/storage.js';
-import { sha256InSteps } from './stepped-hash.js';
+import { stateSha256 } from './stepped-hash.js';
 
 /*
  * Keys, per shard S (P = keyPrefix):
@@ -266,7 +266,7 @@ export class RedisSnapshotStore implements SnapshotStore {
     const keys = this.chunkKeys(shard, sequence, chunks);
     const state = Buffer.from(s.state.buffer, s.state.byteOffset, s.state.byteLength);
     // Hashed a step per turn: a snapshot of hundreds of MiB never holds the shard's thread.
-    const sha256 = (await sha256InSteps(state)).toString('hex');
+    const sha256 = Buffer.from(await stateSha256(s)).toString('hex');
     for (let first = 0; first < chunks; first += CHUNK_WINDOW) {
       const pipeline = this.redis.pipeline();
       for (let i = first; i < Math.min(chunks, first + CHUNK_WINDOW); i++) {

@@ -3,6 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { Snapshot } from '../protocol/storage.js';
 
 /** Bytes hashed per turn: about half a millisecond of SHA-256. */
 const STEP_BYTES = 1024 * 1024;
@@ -14,4 +15,11 @@ export async function sha256InSteps(data: Uint8Array): Promise<Buffer> {
     hash.update(data.subarray(from, Math.min(data.length, from + STEP_BYTES)));
   }
   return hash.digest();
+}
+
+/** sha256 of a snapshot's state: the one its writer gave, else hashed here in steps. */
+export async function stateSha256(s: Snapshot): Promise<Uint8Array> {
+  if (s.sha256 === undefined) return sha256InSteps(s.state);
+  if (s.sha256.length !== 32) throw new RangeError('snapshot sha256: 32 bytes');
+  return s.sha256;
 }

@@ -54,6 +54,11 @@ export interface Snapshot {
   head: ChainHead;
   /** the encoded shard state (shards/snapshot-codec) */
   state: Uint8Array;
+  /**
+   * sha256 of `state`, when the caller already has it (the snapshot writer computes it as it
+   * writes): the store checks loads against it instead of hashing the bytes again on save.
+   */
+  sha256?: Uint8Array;
 }
 
 export interface SnapshotStore {

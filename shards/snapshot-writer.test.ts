@@ -3,6 +3,7 @@
 // whatever happens in between: new tenants, accounts and transfers, holds posted, voided or
 // timed out, wide amounts, rejections and rolled-back atomic batches. Failing seeds replay.
 
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { JournalEntry } from '../protocol/journal-entry.js';
@@ -110,6 +111,8 @@ describe('SnapshotWriter', () => {
       env({ op: 'post', id: 'h', amountMinor: 20n })], 2);
     while (!writer.step(() => false));
     expect(stateDigest(decodeSnapshot(writer.result()))).toBe(atHold);
+    expect(Buffer.from(writer.digest()).toString('hex'))
+      .toBe(createHash('sha256').update(writer.result()).digest('hex'));
     expect(state.tenants.get('t')?.accounts.get('a')?.wide).toBe(true);
   });
 });

@@ -103,6 +103,8 @@ export class SnapshotWriter {
   private output: Buffer = Buffer.alloc(0);
   private length = 0;
   private readonly hash = createHash('sha256');
+  /** sha256 of the whole result, trailer included (see digest()) */
+  private whole: Buffer | null = null;
   private done = false;
 
   constructor(private readonly state: ShardState, opts: SnapshotWriterOptions = {}) {
@@ -134,6 +136,12 @@ export class SnapshotWriter {
     return this.output.subarray(0, this.length);
   }
 
+  /** sha256 of result(), all of it: what a store checks the bytes against. */
+  digest(): Uint8Array {
+    if (this.whole === null) throw new Error('snapshot writer: not finished');
+    return this.whole;
+  }
+
   /** All the memory result() is the start of: pass it to a later writer as `output`. */
   memory(): Buffer {
     if (!this.done) throw new Error('snapshot writer: not finished');
@@ -163,7 +171,11 @@ export class SnapshotWriter {
       yield* this.append(out.pieces());
     }
     this.arena.reset();
-    yield* this.append([this.hash.digest()], false);
+    // The trailer is the digest of what comes before it; the digest of all of it takes just
+    // the trailer more (a store's checksum of the bytes, without hashing them a second time).
+    const trailer = this.hash.copy().digest();
+    yield* this.append([trailer], false);
+    this.whole = this.hash.update(trailer).digest();
     this.done = true;
   }
 

@@ -117,7 +117,7 @@ export class Snapshotter {
         this.sizes.set(writer.shard, bytes.length);
         const head = await sealed;
         await this.opts.store.save({ shard: writer.shard, epoch: writer.epoch, head,
-          state: bytes });
+          state: bytes, sha256: writer.digest() });
         // Stores read the bytes no more once save resolves; after a failed save they might.
         this.spare = writer.memory();
         this.lastOutcome = 'saved';
