@@ -9,7 +9,7 @@
 import type { ErrorRecord } from './errors.js';
 import { formatAmount } from './money.js';
 import type { Outcome, TransactionView } from './types.js';
-import { sharedTimeFormat } from './views.js';
+import { isoTime } from './views.js';
 
 type Rid = number | string;
 
@@ -193,7 +193,7 @@ function writeError(e: ErrorRecord): void {
 }
 
 /** renderTransaction, written: see views.ts for which keys appear when. */
-function writeTransaction(t: TransactionView, time: (ms: number) => string): void {
+function writeTransaction(t: TransactionView): void {
   const partly = t.status === 'posted' && t.postedAmountMinor !== t.amountMinor;
   const keys = 9 + (partly ? 2 : 0) + (t.description !== null ? 1 : 0) +
     (t.paymentTypeId !== null ? 1 : 0) + (t.expiresAt !== null ? 1 : 0);
@@ -224,12 +224,12 @@ function writeTransaction(t: TransactionView, time: (ms: number) => string): voi
     w.raw(K.paymentTypeId);
     w.str(t.paymentTypeId);
   }
-  createdAtPair.write(time(t.createdAt));
+  createdAtPair.write(isoTime(t.createdAt));
   w.raw(K.sequence);
   w.int(t.sequence);
   if (t.expiresAt !== null) {
     w.raw(K.expiresAt);
-    w.str(time(t.expiresAt));
+    w.str(isoTime(t.expiresAt));
   }
 }
 
@@ -256,7 +256,6 @@ function batchResults(outcome: Outcome): Outcome[] | null {
 export function encodeBatchReply(rid: Rid | null, outcome: Outcome): Uint8Array | null {
   const results = batchResults(outcome);
   if (results === null) return null;
-  const time = sharedTimeFormat();
   w.at = 0;
   w.map(3);
   w.raw(K.rid);
@@ -270,7 +269,7 @@ export function encodeBatchReply(rid: Rid | null, outcome: Outcome): Uint8Array 
   w.raw(K.results);
   w.array(results.length);
   for (const r of results) {
-    if (r.ok) writeTransaction(r.value as TransactionView, time);
+    if (r.ok) writeTransaction(r.value as TransactionView);
     else writeError(r.error);
   }
   return w.buf.subarray(0, w.at);

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { errorRecord } from './errors.js';
 import { MAX_MINOR } from './money.js';
 import type { AccountView, EntriesPage, Outcome, TransactionView } from './types.js';
-import { outcomeBody, renderEntriesPage, renderValue } from './views.js';
+import { isoTime, outcomeBody, renderEntriesPage, renderValue } from './views.js';
 
 const T0 = Date.UTC(2024, 4, 1, 12, 0, 0);
 
@@ -105,5 +105,12 @@ describe('outcomeBody', () => {
     expect(outcomeBody({ ok: false, error: errorRecord('storage_unavailable') }).status).toBe(503);
     expect(outcomeBody({ ok: false, error: errorRecord('account_not_found', 'x') }).body)
       .toEqual({ error: { code: 'account_not_found', message: 'x', retryable: false } });
+  });
+});
+
+describe('isoTime', () => {
+  it('gives each time its own string, also when times alternate (it keeps only the last)', () => {
+    const times = [T0, T0, T0 + 1, T0, -1, 0, 0, 8.64e15, T0 + 1];
+    for (const ms of times) expect(isoTime(ms)).toBe(new Date(ms).toISOString());
   });
 });
