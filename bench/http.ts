@@ -12,6 +12,7 @@ import { LedgerHttpClient } from '../protocol/client.js';
 import { shardOf } from '../protocol/shard-key.js';
 import { PG_HOST, PG_PORT, PG_USER, createTestDatabases } from '../test/support/pg.js';
 import type { LoadMode, LoadReport } from './load-client.js';
+import { WINDOW_EDGES } from './load-window.js';
 import { procCpuSeconds, startPod, type Pod } from './pod.js';
 import { fmtInt, machine, median, printTable, writeResult } from './report.js';
 
@@ -116,15 +117,29 @@ function loadClientPath(): { script: string; nodeArgs: string[] } {
   return { script, nodeArgs: ts ? ['--import', 'tsx'] : [] };
 }
 
-/** Runs the load generator as its own process and returns its JSON report. */
-function runLoadProcess(args: string[]): Promise<LoadReport> {
+type WindowEdge = keyof typeof WINDOW_EDGES;
+
+/**
+ * Runs the load generator as its own process and returns its JSON report; `onEdge` is told
+ * when its measured window opens and closes (WINDOW_EDGES lines before the report).
+ */
+function runLoadProcess(args: string[], onEdge: (edge: WindowEdge) => void): Promise<LoadReport> {
   const { script, nodeArgs } = loadClientPath();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    let seen = 0; // characters of `out` already looked at for edge lines
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8');
+      for (let nl = out.indexOf('\n', seen); nl >= 0; nl = out.indexOf('\n', seen)) {
+        const line = out.slice(seen, nl);
+        seen = nl + 1;
+        if (line === WINDOW_EDGES.open) onEdge('open');
+        else if (line === WINDOW_EDGES.close) onEdge('close');
+      }
+    });
     child.once('error', reject);
     child.once('exit', (code) => {
       const line = out.trim().split('\n').pop() ?? '';
@@ -208,21 +223,45 @@ function postgresCpuSeconds(): number {
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
 
-async function podSide(pod: Pod, run: () => Promise<LoadReport>): Promise<PhaseRun> {
-  const before = await pod.metrics();
-  const cpu0 = pod.cpuSeconds();
-  const main0 = pod.mainThreadCpuSeconds();
-  const busy0 = machineBusySeconds();
-  const pg0 = postgresCpuSeconds();
-  const t0 = performance.now();
-  const load = await run();
-  const wall = (performance.now() - t0) / 1000;
-  const cpuCores = (pod.cpuSeconds() - cpu0) / wall;
-  const mainThreadCores = (pod.mainThreadCpuSeconds() - main0) / wall;
-  const postgresCores = Math.max(0, (postgresCpuSeconds() - pg0) / wall);
-  const loadCores = load.clientCpuSecondsTotal / wall; // the load process lives only in `run`
-  const otherCores = (machineBusySeconds() - busy0) / wall - cpuCores - loadCores - postgresCores;
-  const after = await pod.metrics();
+/** The pod's counters at one moment: CPU (all, main thread), the machine's, PostgreSQL's. */
+interface Counters {
+  at: number;
+  cpu: number;
+  main: number;
+  busy: number;
+  pg: number;
+  metrics: Promise<string>;
+}
+
+function counters(pod: Pod): Counters {
+  return { at: performance.now(), cpu: pod.cpuSeconds(), main: pod.mainThreadCpuSeconds(),
+    busy: machineBusySeconds(), pg: postgresCpuSeconds(), metrics: pod.metrics() };
+}
+
+/**
+ * Runs a load process and reads the pod's side over its measured window (warm-up and the
+ * process's start-up left out); over the whole run if the window edges did not arrive.
+ */
+async function podSide(pod: Pod,
+  run: (onEdge: (edge: WindowEdge) => void) => Promise<LoadReport>): Promise<PhaseRun> {
+  const edges: Partial<Record<WindowEdge, Counters>> = {};
+  const start = counters(pod);
+  const load = await run((edge) => {
+    if (edge === 'close' && edges.open === undefined) return;
+    edges[edge] = counters(pod);
+  });
+  const windowed = edges.open !== undefined && edges.close !== undefined &&
+    Number.isFinite(load.clientCpuSecondsWindow);
+  const from = windowed ? edges.open as Counters : start;
+  const to = windowed ? edges.close as Counters : counters(pod);
+  const wall = (to.at - from.at) / 1000;
+  const cpuCores = (to.cpu - from.cpu) / wall;
+  const mainThreadCores = (to.main - from.main) / wall;
+  const postgresCores = Math.max(0, (to.pg - from.pg) / wall);
+  const loadCores = (windowed ? load.clientCpuSecondsWindow : load.clientCpuSecondsTotal) / wall;
+  const otherCores = (to.busy - from.busy) / wall - cpuCores - loadCores - postgresCores;
+  const [before, after] = await Promise.all([from.metrics, to.metrics, start.metrics,
+    edges.open?.metrics, edges.close?.metrics]);
   const delta = (name: string): { sum: number; count: number } => {
     const a = histogramTotals(after, name);
     const b = histogramTotals(before, name);
@@ -250,7 +289,7 @@ async function runPhases(pod: Pod, tokens: string[], o: HttpBenchOptions, tag: s
       '--connections', String(p.connections), '--inflight', String(p.inflight),
       '--batch', String(p.batch), '--rate', String(rate), '--seconds', String(o.seconds),
       '--warmup', '1', '--accounts', String(ACCOUNTS), '--tag', `${tag}${p.key}-`];
-    phases[p.key] = await podSide(pod, () => runLoadProcess(args));
+    phases[p.key] = await podSide(pod, (onEdge) => runLoadProcess(args, onEdge));
     const l = phases[p.key]?.load;
     if (l !== undefined) {
       process.stdout.write(`  ${p.name}${rate > 0 ? ` @ ${fmtInt(rate)} req/s` : ''}: ` +

@@ -9,6 +9,7 @@ import WebSocket from 'ws';
 import { wsUrl } from '../protocol/client.js';
 import { statusOf, type ErrorCode } from '../protocol/errors.js';
 import { LatencyHistogram, type LatencySummaryMs } from './latency.js';
+import { WINDOW_EDGES } from './load-window.js';
 import { codesInFrame, FrameTemplate, replyHead } from './ws-frames.js';
 
 export type LoadMode = 'http' | 'http-batch' | 'ws';
@@ -55,7 +56,10 @@ export interface LoadReport {
   clientCpuCores: number;
   /** all CPU seconds of the generator process, start-up and connecting included */
   clientCpuSecondsTotal: number;
+  /** the generator's CPU seconds inside the measured window (see WINDOW_EDGES) */
+  clientCpuSecondsWindow: number;
 }
+
 
 /** One finished request: HTTP status (0 for a transport failure) and per-payment outcome. */
 interface Done {
@@ -313,6 +317,8 @@ class Scheduler {
   private requestsOk = 0;
   private payments = 0;
   private lastDone = 0;
+  private windowCpu: NodeJS.CpuUsage | null = null;
+  private windowCpuSeconds = Number.NaN;
   private finish: (() => void) | null = null;
 
   constructor(private readonly o: LoadOptions, private readonly transport: Transport) {
@@ -330,7 +336,19 @@ class Scheduler {
     else while (this.free.length > 0) this.issue(this.free.pop() as number, this.t0);
     const drainAt = this.windowTo + this.o.drainSeconds * 1000;
     const timer = setTimeout(() => this.abandon(), drainAt - performance.now());
-    return finished.finally(() => clearTimeout(timer));
+    const open = setTimeout(() => this.edge('open'), this.windowFrom - performance.now());
+    const close = setTimeout(() => this.edge('close'), this.windowTo - performance.now());
+    return finished.finally(() => {
+      for (const t of [timer, open, close]) clearTimeout(t);
+    });
+  }
+
+  private edge(which: keyof typeof WINDOW_EDGES): void {
+    if (which === 'open') this.windowCpu = process.cpuUsage();
+    else if (this.windowCpu !== null) {
+      this.windowCpuSeconds = cpuSeconds(process.cpuUsage(this.windowCpu));
+    }
+    process.stdout.write(`${WINDOW_EDGES[which]}\n`);
   }
 
   /** Called back by the transport when a reply (or a failure) arrives for `slot`. */
@@ -359,6 +377,7 @@ class Scheduler {
       sendLagMs: this.lag.summaryMs(), backlogMax: this.backlogMax,
       errors: Object.fromEntries(this.errors), statuses: Object.fromEntries(this.statuses),
       clientCpuCores: elapsedCpuCores, clientCpuSecondsTotal: cpuSeconds(process.cpuUsage()),
+      clientCpuSecondsWindow: this.windowCpuSeconds,
     };
   }
 
