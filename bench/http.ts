@@ -234,8 +234,11 @@ interface Counters {
 }
 
 function counters(pod: Pod): Counters {
+  const metrics = pod.metrics();
+  // Awaited (and so reported) in podSide; until then a failure must not count as unhandled.
+  metrics.catch(() => undefined);
   return { at: performance.now(), cpu: pod.cpuSeconds(), main: pod.mainThreadCpuSeconds(),
-    busy: machineBusySeconds(), pg: postgresCpuSeconds(), metrics: pod.metrics() };
+    busy: machineBusySeconds(), pg: postgresCpuSeconds(), metrics };
 }
 
 /**

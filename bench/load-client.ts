@@ -60,7 +60,6 @@ export interface LoadReport {
   clientCpuSecondsWindow: number;
 }
 
-
 /** One finished request: HTTP status (0 for a transport failure) and per-payment outcome. */
 interface Done {
   status: number;

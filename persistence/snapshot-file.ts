@@ -95,8 +95,8 @@ export class FileSnapshotStore implements SnapshotStore {
 
   async save(snapshot: Snapshot): Promise<void> {
     const dir = await this.shardDir(snapshot.shard);
-    // Hashed a step per turn and written from the caller's bytes: a snapshot of hundreds of
-    // MiB is never copied or hashed in one go on the shard's thread.
+    // Written from the caller's bytes, with the writer's sha256 or one hashed a step per turn:
+    // a snapshot of hundreds of MiB is never copied or hashed in one go on the shard's thread.
     const header = encodeHeader(snapshot, await stateSha256(snapshot));
     const temp = join(dir, `.tmp-${process.pid}-${++this.tempCounter}.snap`);
     const handle = await open(temp, 'wx');

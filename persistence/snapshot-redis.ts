@@ -265,7 +265,7 @@ export class RedisSnapshotStore implements SnapshotStore {
       .unlink(manifest));
     const keys = this.chunkKeys(shard, sequence, chunks);
     const state = Buffer.from(s.state.buffer, s.state.byteOffset, s.state.byteLength);
-    // Hashed a step per turn: a snapshot of hundreds of MiB never holds the shard's thread.
+    // The writer's sha256, or hashed a step per turn: never in one go on the shard's thread.
     const sha256 = Buffer.from(await stateSha256(s)).toString('hex');
     for (let first = 0; first < chunks; first += CHUNK_WINDOW) {
       const pipeline = this.redis.pipeline();

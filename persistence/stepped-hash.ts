@@ -3,6 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { HASH_BYTES } from '../protocol/journal-entry.js';
 import type { Snapshot } from '../protocol/storage.js';
 
 /** Bytes hashed per turn: about half a millisecond of SHA-256. */
@@ -20,6 +21,6 @@ export async function sha256InSteps(data: Uint8Array): Promise<Buffer> {
 /** sha256 of a snapshot's state: the one its writer gave, else hashed here in steps. */
 export async function stateSha256(s: Snapshot): Promise<Uint8Array> {
   if (s.sha256 === undefined) return sha256InSteps(s.state);
-  if (s.sha256.length !== 32) throw new RangeError('snapshot sha256: 32 bytes');
+  if (s.sha256.length !== HASH_BYTES) throw new RangeError('snapshot sha256: 32 bytes');
   return s.sha256;
 }

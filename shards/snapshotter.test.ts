@@ -87,6 +87,7 @@ describe('Snapshotter', () => {
     expect(store.saved).toEqual([]);
     expect(failing.lastOutcome).toBe('fsync failed');
   });
+
   it('writes into the memory of the last snapshot stored, never of a failed save', async () => {
     const state = grown(100);
     const memories: ArrayBufferLike[] = [];

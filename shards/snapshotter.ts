@@ -62,9 +62,8 @@ export class Snapshotter {
   private readonly sizes = new Map<number, number>();
   /**
    * The output memory of the last snapshot a store took, for the next one. A snapshot of a
-   * large shard is tens of MiB outside the JS heap; new memory for each one made V8 collect
-   * the whole heap for "external memory pressure" after every snapshot, and marking a heap of
-   * a million accounts cost the actor steps of up to 12 ms.
+   * large shard is tens of MiB outside the JS heap, and new memory of that size each time
+   * pushes V8 to collect the whole heap ("external memory pressure") more often.
    */
   private spare: Buffer | undefined;
   /** each book's unchanging columns, kept for the next snapshot (gone with the book) */
