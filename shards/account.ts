@@ -3,6 +3,7 @@
 // one passes 2^53 - 1; the bigint accessors give every reader the exact value of either form.
 
 import type { EntryKind } from '../protocol/types.js';
+import { POOLED_MAX_ROOM, offsetOf, type HistoryBlocks } from './history-blocks.js';
 
 /** Largest total any account side may reach (signed 64-bit, like the journal columns). */
 export const MAX_MINOR = 2n ** 63n - 1n;
@@ -68,9 +69,11 @@ export interface HistoryRow {
   readonly time: number;
 }
 
-/** What an account needs from its book to turn history codes into rows. */
+/** What an account needs from its book: rows for its history codes, room for more codes. */
 export interface HistorySource {
   historyRow(account: Account, position: number): HistoryRow;
+  /** the shard's blocks a history moves to when it grows */
+  readonly history: HistoryBlocks;
 }
 
 /** The exact totals of an account once one of them passed 2^53 - 1. */
@@ -92,9 +95,10 @@ export class Account {
   readonly slot: number;
   /**
    * History after the account-open row, oldest first: 2 * transfer index (+1 if settle), in
-   * codes[codeStart, codeStart + codeCount) with room up to codeStart + codeRoom. Its own
-   * array once it has grown; until then a slice of a column its book shares (a recovered
-   * book) or none: a million recovered accounts make no million small arrays.
+   * codes[codeStart, codeStart + codeCount) with room up to codeStart + codeRoom. None at
+   * first, or a slice of a column its book shares (a recovered book); once it grows, a range
+   * of the shard's history blocks, or an array of its own when long: a million accounts make
+   * no million small arrays (see history-blocks.ts).
    */
   private codes: Int32Array = NO_CODES;
   private codeStart = 0;
@@ -248,13 +252,19 @@ export class Account {
     this.codeRoom = room;
   }
 
-  /** Doubles the room (at least 4, as live growth always gave) in an array of its own. */
+  /** Doubles the room (at least 4, as live growth always gave): a range of the blocks. */
   private growCodes(): void {
-    const next = new Int32Array(Math.max(4, this.codeRoom * 2));
-    next.set(this.codes.subarray(this.codeStart, this.codeStart + this.codeCount));
+    const room = Math.max(4, this.codeRoom * 2);
+    const blocks = this.book.history;
+    const pos = room <= POOLED_MAX_ROOM ? blocks.take(room) : -1;
+    const next = pos >= 0 ? blocks.block(pos) : new Int32Array(room);
+    const at = pos >= 0 ? offsetOf(pos) : 0;
+    const start = this.codeStart;
+    next.set(this.codes.subarray(start, start + this.codeCount), at);
+    blocks.give(this.codes, start, this.codeRoom); // if it was a range of them
     this.codes = next;
-    this.codeStart = 0;
-    this.codeRoom = next.length;
+    this.codeStart = at;
+    this.codeRoom = room;
   }
 
   /** Whether `value` may stay in number form (the account is narrow and it is safe). */

@@ -7,6 +7,7 @@ import type { JournalEntry } from '../protocol/journal-entry.js';
 import {
   Account, TotalsBlocks, addPair, subPair, type HistoryRow, type HistorySource,
 } from './account.js';
+import { HistoryBlocks } from './history-blocks.js';
 import { IdTable } from './id-table.js';
 import { TimeoutHeap, type TimeoutItem } from './timeout-heap.js';
 import {
@@ -88,7 +89,11 @@ export class TenantBook implements HistorySource {
   /** pending transfers with a timeout, by transfer index, until settled */
   readonly holds = new Map<number, Hold>();
 
-  constructor(readonly tenant: string) {}
+  constructor(
+    readonly tenant: string,
+    /** where the accounts' histories grow: the shard's (default: the book's own) */
+    readonly history = new HistoryBlocks(),
+  ) {}
 
   isEmpty(): boolean {
     return this.accounts.size === 0 && this.transfers.count === 0;
@@ -138,6 +143,8 @@ export class ShardState {
   time = 0;
   readonly tenants = new Map<string, TenantBook>();
   readonly timeouts = new TimeoutHeap<Hold>();
+  /** where its accounts' histories grow, shared by its books (see history-blocks.ts) */
+  readonly history = new HistoryBlocks();
 
   constructor(
     readonly shard: number,
@@ -152,7 +159,7 @@ export function createShardState(shard: number, epoch: number): ShardState {
 export function bookFor(state: ShardState, tenant: string): TenantBook {
   let book = state.tenants.get(tenant);
   if (book === undefined) {
-    book = new TenantBook(tenant);
+    book = new TenantBook(tenant, state.history);
     state.tenants.set(tenant, book);
   }
   return book;

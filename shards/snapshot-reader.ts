@@ -36,7 +36,7 @@ export function decodePayload(payload: Buffer): ShardState {
   const sections: Sections[] = [];
   for (let k = 0; k < tenants; k++) {
     const what = `tenants[${k}]`;
-    const book = new TenantBook(src.text(`${what}.id`));
+    const book = new TenantBook(src.text(`${what}.id`), state.history);
     const previous = sections[k - 1]?.book.tenant;
     if (previous !== undefined && book.tenant <= previous) {
       throw new SnapshotError('tenants out of order');
