@@ -67,7 +67,8 @@ async function recover(task: RecoveryTask): Promise<RecoveryTiming> {
     marks.replaying = performance.now();
     return replay(shard, head, onEntry);
   };
-  const actor = await recoverActor({ journal, snapshots: timed }, 0, snapshot);
+  // and, as it does, keeps the snapshot's columns for the shard's next snapshot
+  const actor = await recoverActor({ journal, snapshots: timed }, 0, snapshot, new WeakMap());
   const done = performance.now();
   await journal.close();
   await snapshots.close();

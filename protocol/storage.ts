@@ -72,6 +72,8 @@ export interface SnapshotStore {
    * The newest complete, checksum-valid snapshot, or null (corrupt ones are skipped). Valid
    * means: the bytes equal those saved, checked against a sha256 taken at save time; recovery
    * relies on it and does not hash them a second time (decodeSnapshot 'store-verified').
+   * The bytes are the caller's: it keeps parts of them (a recovered shard's snapshot columns),
+   * so the store never changes or reuses them.
    */
   loadNewest(shard: number): Promise<Snapshot | null>;
   close(): Promise<void>;

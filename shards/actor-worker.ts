@@ -11,7 +11,9 @@ import { decodeEnvelopes } from '../protocol/envelope-codec.js';
 import type { Envelope, Outcome } from '../protocol/types.js';
 import { GroupCommit } from './group-commit.js';
 import { checkInvariants } from './invariants.js';
+import type { TenantBook } from './ledger-book.js';
 import { decodeSnapshot } from './snapshot-codec.js';
+import type { BookColumns } from './snapshot-writer.js';
 import { SNAPSHOT_SLICE_MS, Snapshotter } from './snapshotter.js';
 import {
   applyBatch, applyEntry, createShardState, maxEntriesOf, type ShardState,
@@ -103,11 +105,13 @@ export async function recoverActor(
   storage: Storage,
   shard: number,
   snapshot: Promise<Snapshot | null> = storage.snapshots.loadNewest(shard),
+  /** a Snapshotter's kept columns, to fill from the snapshot (see Snapshotter.columns) */
+  columns?: WeakMap<TenantBook, BookColumns>,
 ): Promise<Actor> {
   const snap = await snapshot;
   if (snap === null) return replayFrom(storage, shard, null);
   try {
-    return await replayFrom(storage, shard, snap);
+    return await replayFrom(storage, shard, snap, columns);
   } catch {
     // A snapshot the journal cannot back (another cluster's keys, a forked or damaged one)
     // means a longer replay, never a shard that cannot start: the journal is the truth.
@@ -115,8 +119,10 @@ export async function recoverActor(
   }
 }
 
-async function replayFrom(storage: Storage, shard: number, snap: Snapshot | null): Promise<Actor> {
-  const state = snap ? decodeSnapshot(snap.state, 'store-verified') : createShardState(shard, 0);
+async function replayFrom(storage: Storage, shard: number, snap: Snapshot | null,
+  columns?: WeakMap<TenantBook, BookColumns>): Promise<Actor> {
+  const state = snap ? decodeSnapshot(snap.state, 'store-verified', columns)
+    : createShardState(shard, 0);
   const head = snap ? snap.head : { sequence: 0, hash: ZERO_HASH };
   if (state.sequence !== head.sequence) {
     throw new Error(`shard ${shard}: snapshot state at ${state.sequence}, head ${head.sequence}`);
@@ -168,7 +174,7 @@ export class ActorWorker {
       const current = next;
       next = load(i + 1);
       this.actors.set(shards[i] as number,
-        await recoverActor(this.storage, shards[i] as number, current));
+        await recoverActor(this.storage, shards[i] as number, current, this.snapshotter.columns));
     }
     if (this.config.tickMs > 0) {
       this.timer = setInterval(() => this.tick(), this.config.tickMs);
@@ -205,7 +211,8 @@ export class ActorWorker {
     await journal.adopt(shard, epoch);
     const t1 = performance.now();
     try {
-      this.actors.set(shard, await recoverActor(this.storage, shard, snapshot));
+      this.actors.set(shard,
+        await recoverActor(this.storage, shard, snapshot, this.snapshotter.columns));
     } catch (err) {
       journal.forget(shard);
       throw err;

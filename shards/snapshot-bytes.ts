@@ -152,16 +152,29 @@ export abstract class ByteWriter {
 }
 
 /**
- * Bytes appended to one contiguous buffer that doubles when full: the columns a snapshotter
- * keeps between snapshots. view() is valid until the next append.
+ * Bytes appended to a buffer that doubles when full, after bytes held elsewhere (adopt(): a
+ * recovered snapshot's column, taken by reference): the columns a snapshotter keeps between
+ * snapshots. What emit() adds is valid until the next append.
  */
 export class GrowBytes extends ByteWriter {
+  private readonly held: Uint8Array[] = [];
+  private heldBytes = 0;
+
   get length(): number {
-    return this.used;
+    return this.heldBytes + this.used;
   }
 
-  view(): Uint8Array {
-    return this.buf.subarray(0, this.used);
+  /** Takes `bytes` (which must not change) as the first bytes, before any append. */
+  adopt(bytes: Uint8Array): void {
+    if (this.length > 0) throw new Error('GrowBytes: adopt() after bytes were added');
+    this.held.push(bytes);
+    this.heldBytes += bytes.length;
+  }
+
+  /** Adds all the bytes to `out`, by reference. */
+  emit(out: ByteSink): void {
+    for (const bytes of this.held) out.ref(bytes);
+    out.ref(this.buf.subarray(0, this.used));
   }
 
   protected ensure(n: number): void {
@@ -249,6 +262,16 @@ export class ByteSource {
 
   get remaining(): number {
     return this.buf.length - this.pos;
+  }
+
+  /** Where the next read starts. */
+  get offset(): number {
+    return this.pos;
+  }
+
+  /** The bytes read since `from` (an earlier offset), by reference. */
+  since(from: number): Buffer {
+    return this.buf.subarray(from, this.pos);
   }
 
   /** Where the next `n` bytes start; moves past them. */

@@ -3,10 +3,12 @@
 // it cannot fully check (it throws a SnapshotError naming what is wrong instead).
 
 import { createHash } from 'node:crypto';
-import type { ShardState } from './ledger-book.js';
+import type { ShardState, TenantBook } from './ledger-book.js';
 import { SnapshotError } from './snapshot-bytes.js';
 import { decodePayload } from './snapshot-reader.js';
-import { DIGEST_BYTES, SNAPSHOT_MAGIC, SnapshotWriter } from './snapshot-writer.js';
+import {
+  DIGEST_BYTES, SNAPSHOT_MAGIC, SnapshotWriter, type BookColumns,
+} from './snapshot-writer.js';
 
 export { SnapshotError } from './snapshot-bytes.js';
 export { SnapshotWriter } from './snapshot-writer.js';
@@ -83,6 +85,11 @@ function unframe(bytes: Uint8Array, trailer: Trailer): Buffer {
  */
 export type Trailer = 'verify' | 'store-verified';
 
-export function decodeSnapshot(bytes: Uint8Array, trailer: Trailer = 'verify'): ShardState {
-  return decodePayload(unframe(bytes, trailer));
+/**
+ * The state in a snapshot. `columns` (a Snapshotter's) receives each book's unchanging
+ * columns by reference to `bytes`, which must then not change (see decodePayload).
+ */
+export function decodeSnapshot(bytes: Uint8Array, trailer: Trailer = 'verify',
+  columns?: WeakMap<TenantBook, BookColumns>): ShardState {
+  return decodePayload(unframe(bytes, trailer), columns);
 }

@@ -13,7 +13,9 @@ const WINDOW_BYTES = 4 * 1024 * 1024;
 /*
  * Formats. The writers append values as they come; a snapshotter keeps them from one snapshot
  * to the next (a book's ids and amounts never change), and emit() adds what they hold to a
- * snapshot by reference. The readers below rebuild the columns:
+ * snapshot by reference. adopt() starts a writer with a column read back from a snapshot,
+ * its bytes by reference (a recovered shard's next snapshot need not encode them again).
+ * The readers below rebuild the columns:
  *   strings  varint byte length of each string, then all their UTF-8 bytes
  *   dict     u32 count d, strings of the d distinct values (first-use order), a varint code each
  *   rising   varint differences from the value before (the first from 0): never decreasing
@@ -34,8 +36,15 @@ export class StringColumn {
     this.lengths.uv(this.bytes.indexedId(ids, i));
   }
 
+  /** Takes a column read back from a snapshot as the first strings (see BookColumns). */
+  adopt(column: StringColumnBytes): void {
+    this.lengths.adopt(column.lengthBytes);
+    this.bytes.adopt(column.bytes);
+  }
+
   emit(out: ByteSink): void {
-    out.ref(this.lengths.view()).ref(this.bytes.view());
+    this.lengths.emit(out);
+    this.bytes.emit(out);
   }
 }
 
@@ -53,10 +62,24 @@ export class DictColumn {
     this.codes.uv(code);
   }
 
+  /**
+   * Takes a column read back from a snapshot as the first values; false (and nothing taken)
+   * if its dictionary repeats a value, which no writer here makes: codes would be ambiguous.
+   */
+  adopt(column: DictColumnValues): boolean {
+    const known = new Map<string, number>();
+    for (const value of column.values) known.set(value, known.size);
+    if (known.size !== column.values.length) return false;
+    for (const [value, code] of known) this.known.set(value, code);
+    this.strings.adopt(column.strings);
+    this.codes.adopt(column.codeBytes);
+    return true;
+  }
+
   emit(out: ByteSink): void {
     out.u32(this.known.size);
     this.strings.emit(out);
-    out.ref(this.codes.view());
+    this.codes.emit(out);
   }
 }
 
@@ -72,8 +95,14 @@ export class RisingColumn {
     this.last = value;
   }
 
+  /** Takes a column read back from a snapshot, whose values end at `last`. */
+  adopt(bytes: Uint8Array, last: number): void {
+    this.out.adopt(bytes);
+    this.last = last;
+  }
+
   emit(out: ByteSink): void {
-    out.ref(this.out.view());
+    this.out.emit(out);
   }
 }
 
@@ -84,8 +113,12 @@ export class ValueColumn {
     this.out.uv(value + 1);
   }
 
+  adopt(bytes: Uint8Array): void {
+    this.out.adopt(bytes);
+  }
+
   emit(out: ByteSink): void {
-    out.ref(this.out.view());
+    this.out.emit(out);
   }
 }
 
@@ -97,8 +130,12 @@ export class ByteColumn {
     this.out.u8(value);
   }
 
+  adopt(bytes: Uint8Array): void {
+    this.out.adopt(bytes);
+  }
+
   emit(out: ByteSink): void {
-    out.ref(this.out.view());
+    this.out.emit(out);
   }
 }
 
@@ -113,8 +150,15 @@ export class ItemList {
     return this.items;
   }
 
+  /** Takes `count` items read back from a snapshot, their bytes back to back. */
+  adopt(count: number, items: Uint8Array): void {
+    this.items.adopt(items);
+    this.n = count;
+  }
+
   emit(out: ByteSink): void {
-    out.u32(this.n).ref(this.items.view());
+    out.u32(this.n);
+    this.items.emit(out);
   }
 }
 
@@ -154,26 +198,24 @@ export class ScratchColumn {
   }
 }
 
-/** strings(n): calls `each` with every string in order (no array of them is kept here). */
-export function readStrings(src: ByteSource, n: number, what: string,
-  each: (k: number, value: string) => void): void {
-  eachString(readStringColumn(src, n, what), n, what, each);
-}
-
 /** A string column read back: lengths (UTF-8 bytes) and the bytes back to back, undecoded. */
 export interface StringColumnBytes {
   lengths: Float64Array;
   bytes: Uint8Array;
+  /** the lengths as they were in the snapshot (varints) */
+  lengthBytes: Uint8Array;
 }
 
 /** The lengths go in `scratch` if given: the result is then valid until its next take. */
 export function readStringColumn(src: ByteSource, n: number, what: string,
   scratch?: ScratchColumn): StringColumnBytes {
   const lengths = scratch === undefined ? new Float64Array(n) : scratch.take(n);
+  const at = src.offset;
   src.varints(lengths, n, `${what} lengths`);
+  const lengthBytes = src.since(at);
   let total = 0;
   for (let k = 0; k < n; k++) total += lengths[k] ?? 0;
-  return { lengths, bytes: src.bytes(total, `${what} bytes`) };
+  return { lengths, bytes: src.bytes(total, `${what} bytes`), lengthBytes };
 }
 
 export function eachString(column: StringColumnBytes, n: number, what: string,
@@ -206,20 +248,26 @@ export function eachString(column: StringColumnBytes, n: number, what: string,
 export interface DictColumnValues {
   values: string[];
   codes: Float64Array;
+  /** the values and codes as they were in the snapshot */
+  strings: StringColumnBytes;
+  codeBytes: Uint8Array;
 }
 
 /** dict(n): the n values, each one of a list of distinct strings (see dictValue). */
 export function readDict(src: ByteSource, n: number, what: string): DictColumnValues {
   const values: string[] = [];
-  readStrings(src, src.u32(`${what} values`), what, (_k, value) => values.push(value));
+  const count = src.u32(`${what} values`);
+  const strings = readStringColumn(src, count, what);
+  eachString(strings, count, what, (_k, value) => values.push(value));
   const codes = new Float64Array(n);
+  const at = src.offset;
   src.varints(codes, n, `${what} codes`);
   for (let k = 0; k < n; k++) {
     if (!((codes[k] ?? -1) < values.length)) {
       throw new SnapshotError(`${what}[${k}] is not in its dictionary`);
     }
   }
-  return { values, codes };
+  return { values, codes, strings, codeBytes: src.since(at) };
 }
 
 /** Value k of a dict column read back. */

@@ -9,8 +9,9 @@ import {
 import { ByteSource, SnapshotError } from './snapshot-bytes.js';
 import {
   ScratchColumn, byteColumn, dictValue, eachString, int32Values, readDict, readStringColumn,
-  rising, values,
+  rising, values, type StringColumnBytes,
 } from './snapshot-columns.js';
+import { BookColumns } from './snapshot-writer.js';
 import { compareTimeouts } from './timeout-heap.js';
 import { WIDE, type TransferColumns, type TransferExtra } from './transfer-columns.js';
 import { expiresAt } from './ledger-views.js';
@@ -19,6 +20,8 @@ import { expiresAt } from './ledger-views.js';
 /** One tenant's two sections, found in a first pass over the payload. */
 interface Sections {
   book: TenantBook;
+  /** the book's unchanging columns, taken from the bytes (null: not asked for) */
+  keep: BookColumns | null;
   what: string;
   accounts: number;
   transfers: number;
@@ -26,7 +29,13 @@ interface Sections {
   transferBytes: Buffer;
 }
 
-export function decodePayload(payload: Buffer): ShardState {
+/**
+ * The state in `payload`. With `columns`, each book's unchanging columns are also put there
+ * as a SnapshotWriter keeps them (BookColumns), by reference to the payload's bytes, so the
+ * next snapshot of the recovered shard encodes only what is new, as later snapshots do.
+ */
+export function decodePayload(payload: Buffer,
+  columns?: WeakMap<TenantBook, BookColumns>): ShardState {
   const src = new ByteSource(payload);
   const shard = src.u32('shard');
   const state = new ShardState(shard, src.u32('epoch'));
@@ -48,6 +57,7 @@ export function decodePayload(payload: Buffer): ShardState {
     const accountLength = whole(src.f64(`${what} length`), `${what} length`);
     const transferLength = whole(src.f64(`${what} length`), `${what} length`);
     sections.push({ book, what, accounts, transfers,
+      keep: columns === undefined ? null : new BookColumns(),
       accountBytes: src.bytes(accountLength, `${what}.accounts`),
       transferBytes: src.bytes(transferLength, `${what}.transfers`) });
   }
@@ -63,9 +73,10 @@ export function decodePayload(payload: Buffer): ShardState {
   }
   for (const s of sections) {
     const part = new ByteSource(s.accountBytes);
-    decodeAccounts(state, s.book, part, s.accounts, `${s.what}.accounts`);
+    const kept = decodeAccounts(state, s, part);
     if (part.remaining !== 0) throw new SnapshotError(`${s.what}.accounts: trailing bytes`);
     rebuildHistories(s.book);
+    if (kept && s.keep !== null) columns?.set(s.book, s.keep);
   }
   rebuildTimeouts(state);
   return state;
@@ -77,15 +88,29 @@ function whole(n: number, what: string): number {
   return n;
 }
 
-/** The account objects, each made as its id is decoded (no array of ids or values kept). */
-function decodeAccounts(state: ShardState, book: TenantBook, src: ByteSource, n: number,
-  what: string): void {
+/**
+ * The account objects, each made as its id is decoded (no array of ids or values kept).
+ * Returns whether the section's unchanging columns went into its `keep`.
+ */
+function decodeAccounts(state: ShardState, section: Sections, src: ByteSource): boolean {
+  const { book, accounts: n } = section;
+  const what = `${section.what}.accounts`;
   const ids = readStringColumn(src, n, `${what}.ids`);
   const currencies = readDict(src, n, `${what}.currency`);
   const metadata = readDict(src, n, `${what}.metadata`);
-  const allowNegative = byteColumn(src, n, `${what}.allowNegative`);
-  const createdAt = rising(src, n, `${what}.createdAt`);
-  const sequence = rising(src, n, `${what}.sequence`);
+  const raw = new Marks(src);
+  const allowNegative = raw.mark(byteColumn(src, n, `${what}.allowNegative`));
+  const createdAt = raw.mark(rising(src, n, `${what}.createdAt`));
+  const sequence = raw.mark(rising(src, n, `${what}.sequence`));
+  const keep = section.keep;
+  const kept = keep !== null && keep.currency.adopt(currencies) && keep.metadata.adopt(metadata);
+  if (kept) {
+    keep.accountIds.adopt(ids);
+    keep.allowNegative.adopt(raw.at(0));
+    keep.createdAt.adopt(raw.at(1), createdAt[n - 1] ?? 0);
+    keep.accountSequence.adopt(raw.at(2), sequence[n - 1] ?? 0);
+    keep.accounts = n;
+  }
   const totals = [0, 1, 2, 3].map((c) => values(src, n, `${what}.totals[${c}]`));
   const wide = readWideTotals(src, n, `${what}.wide`);
   let last = 0;
@@ -111,6 +136,30 @@ function decodeAccounts(state: ShardState, book: TenantBook, src: ByteSource, n:
       book.accounts.add(account);
     }
   });
+  return kept;
+}
+
+/** The bytes of each column read through `src` since the one before: mark() after each read. */
+class Marks {
+  private readonly ranges: Buffer[] = [];
+  private from: number;
+
+  constructor(private readonly src: ByteSource) {
+    this.from = src.offset;
+  }
+
+  /** Ends the range of the column just read (returned as is). */
+  mark<T>(column: T): T {
+    this.ranges.push(this.src.since(this.from));
+    this.from = this.src.offset;
+    return column;
+  }
+
+  at(k: number): Buffer {
+    const range = this.ranges[k];
+    if (range === undefined) throw new Error(`snapshot reader: no column ${k} marked`);
+    return range;
+  }
 }
 
 type Totals = [bigint, bigint, bigint, bigint];
@@ -186,22 +235,40 @@ function decodeTransfers(state: ShardState, section: Sections, src: ByteSource,
     });
   }
   const capacity = grownCapacity(n, 8);
-  t.amount = values(src, n, `${what}.amount`, capacity);
-  t.time = rising(src, n, `${what}.time`, capacity);
-  t.sequence = rising(src, n, `${what}.sequence`, capacity);
-  t.from = int32Values(src, n, `${what}.from`, capacity, scratch);
-  t.to = int32Values(src, n, `${what}.to`, capacity, scratch);
-  t.status = byteColumn(src, n, `${what}.status`, capacity);
+  const raw = new Marks(src);
+  t.amount = raw.mark(values(src, n, `${what}.amount`, capacity));
+  t.time = raw.mark(rising(src, n, `${what}.time`, capacity));
+  t.sequence = raw.mark(rising(src, n, `${what}.sequence`, capacity));
+  t.from = raw.mark(int32Values(src, n, `${what}.from`, capacity, scratch));
+  t.to = raw.mark(int32Values(src, n, `${what}.to`, capacity, scratch));
+  t.status = raw.mark(byteColumn(src, n, `${what}.status`, capacity));
   t.posted = new Float64Array(capacity);
   t.settleSequence = new Float64Array(capacity);
   t.settleTime = new Float64Array(capacity);
-  readWide(src, t, t.wideAmounts, (i) => t.amount[i] === WIDE, `${what}.wideAmounts`);
-  const settled = readSettled(state, src, t, `${what}.settled`);
-  readWide(src, t, t.widePosted, (i) => t.settleSequence[i] !== 0 && t.posted[i] === WIDE,
-    `${what}.widePosted`);
-  const rejected = readExtras(src, t, `${what}.extras`);
+  raw.mark(readWide(src, t, t.wideAmounts, (i) => t.amount[i] === WIDE, `${what}.wideAmounts`));
+  const settled = raw.mark(readSettled(state, src, t, `${what}.settled`));
+  raw.mark(readWide(src, t, t.widePosted, (i) => t.settleSequence[i] !== 0 &&
+    t.posted[i] === WIDE, `${what}.widePosted`));
+  const rejected = raw.mark(readExtras(src, t, `${what}.extras`));
   checkTransfers(state, t, section.accounts, settled, rejected, what);
   checkExtras(t, what);
+  if (section.keep !== null) keepTransfers(section.keep, t, ids, raw);
+}
+
+/** The transfers' unchanging columns as read (marked in decodeTransfers' order), by reference. */
+function keepTransfers(keep: BookColumns, t: TransferColumns, ids: StringColumnBytes,
+  raw: Marks): void {
+  const n = t.count;
+  keep.transferIds.adopt(ids);
+  keep.amount.adopt(raw.at(0));
+  keep.time.adopt(raw.at(1), t.time[n - 1] ?? 0);
+  keep.sequence.adopt(raw.at(2), t.sequence[n - 1] ?? 0);
+  keep.from.adopt(raw.at(3));
+  keep.to.adopt(raw.at(4));
+  // a list is its u32 count, then its items
+  keep.wideAmounts.adopt(t.wideAmounts.size, raw.at(6).subarray(4));
+  keep.extras.adopt(t.extras.size, raw.at(9).subarray(4));
+  keep.transfers = n;
 }
 
 /** [index, i64] items in index order, each where `belongs` says a wide value must be. */

@@ -16,7 +16,8 @@ import { SnapshotWriter, type BookColumns } from './snapshot-writer.js';
  * Cost: the encoding's CPU time, spread over the turns it takes; nothing on the apply path.
  * The books' unchanging columns are kept between snapshots (about the size of a snapshot in
  * memory), so after the first one a snapshot encodes only what is new, plus balances and
- * statuses, and copies and hashes the rest: about a sixth of the first one's time.
+ * statuses, and copies and hashes the rest: about a sixth of the first one's time. A shard
+ * recovered from a snapshot takes them from its bytes, so even its first snapshot is such.
  */
 
 export interface SnapshotterOptions {
@@ -66,8 +67,12 @@ export class Snapshotter {
    * pushes V8 to collect the whole heap ("external memory pressure") more often.
    */
   private spare: Buffer | undefined;
-  /** each book's unchanging columns, kept for the next snapshot (gone with the book) */
-  private readonly columns = new WeakMap<TenantBook, BookColumns>();
+  /**
+   * Each book's unchanging columns, kept for the next snapshot (gone with the book). A
+   * recovery fills them from the snapshot it decodes (decodeSnapshot's `columns`): the first
+   * snapshot after it then encodes only what is new, like any later one.
+   */
+  readonly columns = new WeakMap<TenantBook, BookColumns>();
   /** performance.now() before which no new snapshot starts (see SNAPSHOT_SHARE) */
   private restAt = 0;
   private readonly pauses = new Float64Array(PAUSES_KEPT);
