@@ -1,18 +1,20 @@
 // Snapshot pause benchmark: a payment loop applies a batch per event-loop turn (as the actor
 // does) while the Snapshotter encodes the shard in slices and saves it to Redis. Reports how
-// long each slice held the thread (the first snapshot of a process apart: it builds the column
-// cache the later ones reuse), the loop's longest stalls and its payments/s, against the same
-// loop without snapshots and against control slices of plain CPU work, in the same run.
-// Asserts nothing.
+// long each slice held the thread (the first snapshot apart: for a shard built by payments it
+// builds the column cache the later ones reuse; a shard recovered from a snapshot, measured in
+// a fresh thread, takes the cache from it), the loop's longest stalls and its payments/s,
+// against the same loop without snapshots and against control slices of plain CPU work, in the
+// same run. Asserts nothing.
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { RedisSnapshotStore } from '../persistence/snapshot-redis.js';
 import type { Envelope, Outcome } from '../protocol/types.js';
 import type { JournalEntry } from '../protocol/journal-entry.js';
 import type { SnapshotStore } from '../protocol/storage.js';
-import { stateDigest } from '../shards/snapshot-codec.js';
+import { decodeSnapshot, stateDigest } from '../shards/snapshot-codec.js';
 import { applyBatch, type ShardState } from '../shards/state-machine.js';
 import { SNAPSHOT_SLICE_MS, Snapshotter } from '../shards/snapshotter.js';
 import { fmtInt, percentile } from './report.js';
@@ -152,13 +154,30 @@ function sha256Hex(bytes: Uint8Array): string {
 }
 
 /**
+ * Where the measured shard comes from: grown by payments in this heap (its first snapshot
+ * builds the column cache: the case of a shard recovered by a full journal replay), or
+ * decoded from its newest snapshot in Redis in a fresh thread, as a pod taking it over does
+ * (the cache comes with the snapshot's bytes).
+ */
+type Origin = 'built' | 'recovered';
+
+interface PauseTask {
+  kind: 'pause';
+  accounts: number;
+  count: number;
+  redisUrl: string;
+  prefix: string;
+}
+
+type PauseRun = Awaited<ReturnType<typeof pauseAt>>;
+
+/**
  * One size: the loop alone for a while (baseline), then `count` snapshots back to back with
  * the loop running, then as many control slices as they had. The first snapshot is checked
- * against the state at its sequence.
+ * against the state at its sequence. The snapshots stay under `prefix` in Redis.
  */
-async function pauseAt(accounts: number, count: number, redisUrl: string) {
-  const state = await inMemoryShard(accounts, accounts);
-  const prefix = `ledger-bench-pause:${process.pid}:${accounts}:`;
+async function pauseAt(task: PauseTask, origin: Origin) {
+  const { accounts, count, redisUrl, prefix } = task;
   const redis = new RedisSnapshotStore(redisUrl, { keyPrefix: prefix, commandTimeoutMs: 30_000 });
   let firstDigest = ''; // the next snapshot is written into the same memory: hashed now
   let bytes = 0;
@@ -171,17 +190,19 @@ async function pauseAt(accounts: number, count: number, redisUrl: string) {
       }
       return redis.save(s);
     } };
-  const gc = gcPauses();
   const slices: number[] = [];
   const clean: number[] = [];
   let before = 0;
-  const snapshotter = new Snapshotter({ store, sliceMs: SLICE_MS,
+  const snapshotter: Snapshotter = new Snapshotter({ store, sliceMs: SLICE_MS,
     onSliceStart: () => (before = preemptions()),
     onSlice: (ms) => {
       slices.push(ms);
       if (preemptions() === before) clean.push(ms);
     },
     head: () => ({ sequence: state.sequence, hash: new Uint8Array(32) }) });
+  const state: ShardState = origin === 'built' ? await inMemoryShard(accounts, accounts)
+    : await recovered(redis, snapshotter);
+  const gc = gcPauses();
   const loop = new PaymentLoop(state, accounts);
   loop.start();
   await new Promise((r) => setTimeout(r, BASELINE_MS));
@@ -205,11 +226,27 @@ async function pauseAt(accounts: number, count: number, redisUrl: string) {
   await controlSlices(slices.length, control);
   await loop.stop();
   gc.stop();
-  const verified = firstDigest === expected;
   await store.close();
-  await dropPrefix(redisUrl, prefix);
-  return { accounts, count, slices, firstSlices, clean, control, baseline, during, verified,
-    bytes, wallMs, gcBase, gcDuring };
+  return { origin, accounts, count, slices, firstSlices, clean, control, baseline, during,
+    verified: firstDigest === expected, bytes, wallMs, gcBase, gcDuring };
+}
+
+/** The shard's newest snapshot, decoded as a pod taking the shard over decodes it. */
+async function recovered(redis: RedisSnapshotStore, snapshotter: Snapshotter) {
+  const snap = await redis.loadNewest(0);
+  if (snap === null) throw new Error('pause bench: no snapshot to recover from');
+  return decodeSnapshot(snap.state, 'store-verified', snapshotter.columns);
+}
+
+/** pauseAt(task, 'recovered') in a fresh thread: a taking-over pod's heap holds no builder. */
+function recoveredInWorker(task: PauseTask): Promise<PauseRun> {
+  const worker = new Worker(new URL(import.meta.url), { workerData: task,
+    resourceLimits: { maxOldGenerationSizeMb: 16_384 } });
+  return new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`pause worker exited with ${code}`)));
+  });
 }
 
 /** "p99/max" of some slice durations, in ms. */
@@ -223,35 +260,47 @@ function stallRow(stats: LoopStats): { p99: string; max: string } {
   return { p99: percentile(gaps, 99).toFixed(2), max: (gaps[gaps.length - 1] ?? 0).toFixed(1) };
 }
 
-/** Rows for the report: one per shard size (N accounts and N transfers). */
+/** Rows for the report: two per shard size (N accounts and N transfers), built and recovered. */
 export async function benchSnapshotPause(sizes: number[], redisUrl: string) {
   const rows: Array<Record<string, string | number>> = [];
   for (const accounts of sizes) {
     const count = accounts >= 1_000_000 ? 5 : accounts >= 100_000 ? 10 : 30;
-    const r = await pauseAt(accounts, count, redisUrl);
-    const sorted = [...r.slices].sort((a, b) => a - b);
-    const kept = [...r.clean].sort((a, b) => a - b);
-    const control = [...r.control].sort((a, b) => a - b);
-    const base = stallRow(r.baseline);
-    const during = stallRow(r.during);
-    rows.push({ accounts: fmtInt(accounts), snapshots: r.count, slices: sorted.length,
-      'slice p50 ms': percentile(sorted, 50).toFixed(2),
-      'slice p99 ms': percentile(sorted, 99).toFixed(2),
-      'slice max ms': (sorted[sorted.length - 1] ?? 0).toFixed(2),
-      'not preempted': `${(100 * kept.length / Math.max(1, sorted.length)).toFixed(0)}%`,
-      'their p50/p99/max': `${percentile(kept, 50).toFixed(2)}/${tail(kept)}`,
-      'first snapshot p99/max': tail(r.slices.slice(0, r.firstSlices)),
-      'later p99/max': tail(r.slices.slice(r.firstSlices)),
-      'control p50/p99/max': `${percentile(control, 50).toFixed(2)}/${tail(control)}`,
-      'stall p99/max ms': `${during.p99}/${during.max}`,
-      'base stall p99/max': `${base.p99}/${base.max}`,
-      'gc max ms with/base': `${r.gcDuring.toFixed(1)}/${r.gcBase.toFixed(1)}`,
-      'pay/s with': fmtInt(r.during.paymentsPerSecond),
-      'pay/s base': fmtInt(r.baseline.paymentsPerSecond),
-      'snapshot s': (percentile([...r.wallMs].sort((a, b) => a - b), 50) / 1000).toFixed(2),
-      MiB: (r.bytes / 2 ** 20).toFixed(1), 'equals state': r.verified ? 'yes' : 'NO' });
+    const prefix = `ledger-bench-pause:${process.pid}:${accounts}:`;
+    const task: PauseTask = { kind: 'pause', accounts, count, redisUrl, prefix };
+    try {
+      rows.push(pauseRow(await pauseAt(task, 'built')));
+      rows.push(pauseRow(await recoveredInWorker(task)));
+    } finally {
+      await dropPrefix(redisUrl, prefix);
+    }
   }
   return rows;
+}
+
+function pauseRow(r: PauseRun): Record<string, string | number> {
+  const sorted = [...r.slices].sort((a, b) => a - b);
+  const kept = [...r.clean].sort((a, b) => a - b);
+  const control = [...r.control].sort((a, b) => a - b);
+  const base = stallRow(r.baseline);
+  const during = stallRow(r.during);
+  return { accounts: fmtInt(r.accounts),
+    shard: r.origin === 'built' ? 'built by payments' : 'recovered from it',
+    snapshots: r.count, slices: sorted.length,
+    'slice p50 ms': percentile(sorted, 50).toFixed(2),
+    'slice p99 ms': percentile(sorted, 99).toFixed(2),
+    'slice max ms': (sorted[sorted.length - 1] ?? 0).toFixed(2),
+    'not preempted': `${(100 * kept.length / Math.max(1, sorted.length)).toFixed(0)}%`,
+    'their p50/p99/max': `${percentile(kept, 50).toFixed(2)}/${tail(kept)}`,
+    'first snapshot p99/max': tail(r.slices.slice(0, r.firstSlices)),
+    'later p99/max': tail(r.slices.slice(r.firstSlices)),
+    'control p50/p99/max': `${percentile(control, 50).toFixed(2)}/${tail(control)}`,
+    'stall p99/max ms': `${during.p99}/${during.max}`,
+    'base stall p99/max': `${base.p99}/${base.max}`,
+    'gc max ms with/base': `${r.gcDuring.toFixed(1)}/${r.gcBase.toFixed(1)}`,
+    'pay/s with': fmtInt(r.during.paymentsPerSecond),
+    'pay/s base': fmtInt(r.baseline.paymentsPerSecond),
+    'snapshot s': (percentile([...r.wallMs].sort((a, b) => a - b), 50) / 1000).toFixed(2),
+    MiB: (r.bytes / 2 ** 20).toFixed(1), 'equals state': r.verified ? 'yes' : 'NO' };
 }
 
 /** Removes every key under `prefix` (the benchmark's own namespace). */
@@ -265,4 +314,11 @@ export async function dropPrefix(redisUrl: string, prefix: string): Promise<void
     if (keys.length > 0) await client.unlink(...keys);
   } while (cursor !== '0');
   await client.quit();
+}
+
+if (!isMainThread && (workerData as PauseTask | undefined)?.kind === 'pause') {
+  pauseAt(workerData as PauseTask, 'recovered').then((run) => parentPort?.postMessage(run),
+    (err: unknown) => {
+      throw err; // the parent's 'error' handler reports it
+    });
 }
