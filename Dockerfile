@@ -52,8 +52,9 @@ STOPSIGNAL SIGTERM
 # node's fetch, because the slim image has neither curl nor wget. Start period covers replay.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# --max-semi-space-size: the gateway's young generation, see src/node-flags.ts.
+# --max-semi-space-size: the gateway's young generation; --v8-pool-size=0: V8's helper
+# threads sized to the cores (see src/node-flags.ts).
 # Node as PID 1 is fine here: cli.ts installs its own SIGTERM/SIGINT handlers and the pod
 # spawns no child processes (shards run in worker threads).
-ENTRYPOINT ["node", "--max-semi-space-size=64", "dist/src/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=64", "--v8-pool-size=0", "dist/src/cli.js"]
 CMD ["serve"]

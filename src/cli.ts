@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env -S node --max-semi-space-size=64 --v8-pool-size=0
 // The `ledger` command. `serve` (default) runs one pod and prints a demo tenant token; SIGTERM
 // or SIGINT shuts it down gracefully. Never prints a token other than the fresh demo one.
 
