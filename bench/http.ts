@@ -51,6 +51,11 @@ interface PodSide {
   commitMsMean: number;
   /** mean time from a request's arrival at the pod to its reply (payment_response_time) */
   serverMsMean: number;
+  /**
+   * the bound of the histogram bucket holding the 99th percentile of that time, in ms: where
+   * the tail is (in the pod, or between the pod and the load process)
+   */
+  serverP99Within: number;
 }
 
 interface PhaseRun {
@@ -184,6 +189,29 @@ async function setupTenants(pod: Pod, workers: number): Promise<string[]> {
 }
 
 /** Sum and count of one Prometheus histogram in /metrics text, over all its label sets. */
+/** Cumulative counts of a histogram's buckets by bound (seconds), summed over label sets. */
+function histogramBuckets(text: string, name: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const m of text.matchAll(
+    new RegExp(`^${name}_bucket\\{[^}]*le="([^"]+)"[^}]*\\} ([0-9.e+-]+)$`, 'gm'))) {
+    const le = m[1] === '+Inf' ? Infinity : Number(m[1]);
+    out.set(le, (out.get(le) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
+/** The bound (ms) of the first bucket holding `q` of what was observed between two scrapes. */
+function bucketQuantileMs(before: string, after: string, name: string, q: number): number {
+  const a = histogramBuckets(after, name);
+  const b = histogramBuckets(before, name);
+  const total = (a.get(Infinity) ?? 0) - (b.get(Infinity) ?? 0);
+  if (total <= 0) return Number.NaN;
+  for (const le of [...a.keys()].sort((x, y) => x - y)) {
+    if ((a.get(le) ?? 0) - (b.get(le) ?? 0) >= q * total) return le * 1000;
+  }
+  return Infinity;
+}
+
 function histogramTotals(text: string, name: string): { sum: number; count: number } {
   const read = (suffix: string): number => {
     let total = 0;
@@ -280,6 +308,7 @@ async function podSide(pod: Pod,
     rowsPerCommit: rows.count > 0 ? rows.sum / rows.count : Number.NaN,
     commitMsMean: secs.count > 0 ? (secs.sum / secs.count) * 1000 : Number.NaN,
     serverMsMean: served.count > 0 ? (served.sum / served.count) * 1000 : Number.NaN,
+    serverP99Within: bucketQuantileMs(before, after, 'payment_response_time_seconds', 0.99),
   } };
 }
 
@@ -300,7 +329,8 @@ async function runPhases(pod: Pod, tokens: string[], o: HttpBenchOptions, tag: s
         `pod ${phases[p.key]?.pod.cpuCores} cores (main ${phases[p.key]?.pod.mainThreadCores}), ` +
         `load ${l.clientCpuCores}, postgres ${phases[p.key]?.pod.postgresCores}, ` +
         `other ${phases[p.key]?.pod.otherCores}, ` +
-        `in pod ${phases[p.key]?.pod.serverMsMean.toFixed(2)} ms mean` +
+        `in pod ${phases[p.key]?.pod.serverMsMean.toFixed(2)} ms mean, ` +
+        `p99 <= ${phases[p.key]?.pod.serverP99Within} ms` +
         `${Object.keys(l.errors).length > 0 ? `; errors ${JSON.stringify(l.errors)}` : ''}\n`);
     }
   }
@@ -375,6 +405,8 @@ function tableRows(runs: Run[], storage: Storage): Array<Record<string, string |
       'load cpu': median(loads.map((l) => l.clientCpuCores)).toFixed(2),
       'rows/commit': median(pods.map((x) => x.rowsPerCommit)).toFixed(1),
       'commit ms': median(pods.map((x) => x.commitMsMean)).toFixed(2),
+      // the bucket bound; the client's p99 above it is time outside the pod's handlers
+      'in pod p99 <= ms': median(pods.map((x) => x.serverP99Within)),
       // efficiency, not a measured rate: what one core of pod CPU bought in this phase
       'pay/pod-core-s': fmtInt(median(runs.flatMap((r) => {
         const x = r.phases[p.key];
@@ -388,7 +420,8 @@ function tableRows(runs: Run[], storage: Storage): Array<Record<string, string |
     `-j ${PGBENCH.threads} (baseline)`, conns: PGBENCH.clients, 'req/s': fmtInt(tps),
   'payments/s': fmtInt(tps), 'p50 ms': '-', 'p95 ms': '-', 'p99 ms': '-', 'p99.9 ms': '-',
   'max ms': '-', errors: 0, 'pod cpu': '-', 'pod main': '-', 'pg cpu': '-', 'other cpu': '-',
-  'load cpu': '-', 'rows/commit': '-', 'commit ms': '-', 'pay/pod-core-s': '-',
+  'load cpu': '-', 'rows/commit': '-', 'commit ms': '-', 'in pod p99 <= ms': '-',
+  'pay/pod-core-s': '-',
   'x pgbench': '1.0', target: '-' });
   return rows;
 }
