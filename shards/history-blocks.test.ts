@@ -92,6 +92,17 @@ describe('history blocks', () => {
     expect(blocks.heldInts - blocks.freeInts).toBe(8);
   });
 
+  it('gives histories arrays of their own once the shard made all the blocks it may', () => {
+    const blocks = new HistoryBlocks(1);
+    const accounts = accountsOf(new TenantBook('t', blocks), 40);
+    for (let round = 0; round < 2000; round++) { // 40 rooms of 2048 need more than one block
+      for (const a of accounts) a.pushCode(round);
+    }
+    expect(blocks.heldInts).toBe(65_536);
+    const expected = Array.from({ length: 2000 }, (_, k) => k);
+    for (const a of accounts) expect(codesOf(a)).toEqual(expected);
+  });
+
   it('refuses a room that is not a pooled power of two', () => {
     const blocks = new HistoryBlocks();
     for (const room of [0, 2, 6, 2 * POOLED_MAX_ROOM]) {

@@ -25,7 +25,7 @@ const BLOCK_INTS = 1 << BLOCK_LEVEL;
 const MIN_LEVEL = 2;
 /** Largest range taken from the blocks, in ints; longer histories get their own array. */
 export const POOLED_MAX_ROOM = 1 << 12;
-/** Blocks per shard at most: positions stay small integers (below 2^30). */
+/** Blocks per shard at most (4 GiB of codes): positions stay small integers (below 2^30). */
 const MAX_BLOCKS = 1 << 14;
 
 export class HistoryBlocks {
@@ -35,7 +35,11 @@ export class HistoryBlocks {
   /** free[k]: positions (block << BLOCK_LEVEL | offset) of free ranges of 2^k ints */
   private readonly free: Array<Set<number>> = [];
 
-  constructor() {
+  /** `maxBlocks`: blocks it may make (default and most: MAX_BLOCKS; fewer in tests) */
+  constructor(private readonly maxBlocks = MAX_BLOCKS) {
+    if (!(Number.isInteger(maxBlocks) && maxBlocks >= 1 && maxBlocks <= MAX_BLOCKS)) {
+      throw new RangeError(`history blocks: maxBlocks must be in [1, ${MAX_BLOCKS}]`);
+    }
     for (let k = 0; k <= BLOCK_LEVEL; k++) this.free.push(new Set());
   }
 
@@ -93,7 +97,7 @@ export class HistoryBlocks {
       return pos;
     }
     if (level === BLOCK_LEVEL) {
-      if (this.blocks.length === MAX_BLOCKS) return -1;
+      if (this.blocks.length === this.maxBlocks) return -1;
       const block = new Int32Array(BLOCK_INTS);
       this.indexes.set(block, this.blocks.length);
       this.blocks.push(block);
