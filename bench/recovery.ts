@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { inFreshThread } from './fresh-thread.js';
 import { fmtInt, median, printTable, writeResult } from './report.js';
 import type { GenerateTask, RecoveryTask, RecoveryTiming } from './recovery-worker.js';
 import { benchSnapshotPause, dropPrefix } from './snapshot-pause.js';
@@ -52,13 +52,8 @@ async function recoveryOnce(accounts: number, entries: number, dir: string): Pro
 
 /** A restarted shard worker has a fresh heap: so does each recovery measured here. */
 function inWorker<T>(task: RecoveryTask | GenerateTask): Promise<T> {
-  const worker = new Worker(new URL('./recovery-worker.js', import.meta.url), {
-    workerData: task, resourceLimits: { maxOldGenerationSizeMb: 16_384 } });
-  return new Promise((resolve, reject) => {
-    worker.once('message', (result: T) => resolve(result));
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`recovery worker exited with ${code}`)));
-  });
+  return inFreshThread<T>(new URL('./recovery-worker.js', import.meta.url), task,
+    'recovery worker');
 }
 
 function sizesFromEnv(name: string, fallback: number[]): number[] {

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { RedisSnapshotStore } from '../persistence/snapshot-redis.js';
 import type { Envelope, Outcome } from '../protocol/types.js';
 import type { JournalEntry } from '../protocol/journal-entry.js';
@@ -17,6 +17,7 @@ import type { SnapshotStore } from '../protocol/storage.js';
 import { decodeSnapshot, stateDigest } from '../shards/snapshot-codec.js';
 import { applyBatch, type ShardState } from '../shards/state-machine.js';
 import { SNAPSHOT_SLICE_MS, Snapshotter } from '../shards/snapshotter.js';
+import { inFreshThread } from './fresh-thread.js';
 import { fmtInt, percentile } from './report.js';
 import { START_MS, inMemoryShard, transferCmd } from './shard-workload.js';
 
@@ -240,13 +241,7 @@ async function recovered(redis: RedisSnapshotStore, snapshotter: Snapshotter) {
 
 /** pauseAt(task, 'recovered') in a fresh thread: a taking-over pod's heap holds no builder. */
 function recoveredInWorker(task: PauseTask): Promise<PauseRun> {
-  const worker = new Worker(new URL(import.meta.url), { workerData: task,
-    resourceLimits: { maxOldGenerationSizeMb: 16_384 } });
-  return new Promise((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`pause worker exited with ${code}`)));
-  });
+  return inFreshThread<PauseRun>(new URL(import.meta.url), task, 'pause worker');
 }
 
 /** "p99/max" of some slice durations, in ms. */

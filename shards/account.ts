@@ -252,7 +252,10 @@ export class Account {
     this.codeRoom = room;
   }
 
-  /** Doubles the room (at least 4, as live growth always gave): a range of the blocks. */
+  /**
+   * Doubles the room (at least 4, as live growth always gave): a range of the shard's blocks,
+   * or an array of its own past POOLED_MAX_ROOM or once the shard has made all its blocks.
+   */
   private growCodes(): void {
     const room = Math.max(4, this.codeRoom * 2);
     const blocks = this.book.history;

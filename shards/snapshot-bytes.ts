@@ -157,23 +157,23 @@ export abstract class ByteWriter {
  * snapshots. What emit() adds is valid until the next append.
  */
 export class GrowBytes extends ByteWriter {
-  private readonly held: Uint8Array[] = [];
-  private heldBytes = 0;
+  private held: Uint8Array | null = null;
 
   get length(): number {
-    return this.heldBytes + this.used;
+    return (this.held?.length ?? 0) + this.used;
   }
 
-  /** Takes `bytes` (which must not change) as the first bytes, before any append. */
+  /** Takes `bytes` (which must not change) as the first bytes, once, before any append. */
   adopt(bytes: Uint8Array): void {
-    if (this.length > 0) throw new Error('GrowBytes: adopt() after bytes were added');
-    this.held.push(bytes);
-    this.heldBytes += bytes.length;
+    if (this.held !== null || this.used > 0) {
+      throw new Error('GrowBytes: adopt() after bytes were added');
+    }
+    this.held = bytes;
   }
 
   /** Adds all the bytes to `out`, by reference. */
   emit(out: ByteSink): void {
-    for (const bytes of this.held) out.ref(bytes);
+    if (this.held !== null) out.ref(this.held);
     out.ref(this.buf.subarray(0, this.used));
   }
 

@@ -99,16 +99,16 @@ function decodeAccounts(state: ShardState, section: Sections, src: ByteSource): 
   const currencies = readDict(src, n, `${what}.currency`);
   const metadata = readDict(src, n, `${what}.metadata`);
   const raw = new Marks(src);
-  const allowNegative = raw.mark(byteColumn(src, n, `${what}.allowNegative`));
-  const createdAt = raw.mark(rising(src, n, `${what}.createdAt`));
-  const sequence = raw.mark(rising(src, n, `${what}.sequence`));
+  const allowNegative = raw.mark('allowNegative', byteColumn(src, n, `${what}.allowNegative`));
+  const createdAt = raw.mark('createdAt', rising(src, n, `${what}.createdAt`));
+  const sequence = raw.mark('sequence', rising(src, n, `${what}.sequence`));
   const keep = section.keep;
   const kept = keep !== null && keep.currency.adopt(currencies) && keep.metadata.adopt(metadata);
   if (kept) {
     keep.accountIds.adopt(ids);
-    keep.allowNegative.adopt(raw.at(0));
-    keep.createdAt.adopt(raw.at(1), createdAt[n - 1] ?? 0);
-    keep.accountSequence.adopt(raw.at(2), sequence[n - 1] ?? 0);
+    keep.allowNegative.adopt(raw.at('allowNegative'));
+    keep.createdAt.adopt(raw.at('createdAt'), createdAt[n - 1] ?? 0);
+    keep.accountSequence.adopt(raw.at('sequence'), sequence[n - 1] ?? 0);
     keep.accounts = n;
   }
   const totals = [0, 1, 2, 3].map((c) => values(src, n, `${what}.totals[${c}]`));
@@ -139,25 +139,28 @@ function decodeAccounts(state: ShardState, section: Sections, src: ByteSource): 
   return kept;
 }
 
-/** The bytes of each column read through `src` since the one before: mark() after each read. */
+/**
+ * The bytes of each column read through `src`, by name: mark() right after each read (a
+ * column's bytes run from the end of the one marked before it).
+ */
 class Marks {
-  private readonly ranges: Buffer[] = [];
+  private readonly ranges = new Map<string, Buffer>();
   private from: number;
 
   constructor(private readonly src: ByteSource) {
     this.from = src.offset;
   }
 
-  /** Ends the range of the column just read (returned as is). */
-  mark<T>(column: T): T {
-    this.ranges.push(this.src.since(this.from));
+  /** Names the bytes of the column just read; returns the column as is. */
+  mark<T>(name: string, column: T): T {
+    this.ranges.set(name, this.src.since(this.from));
     this.from = this.src.offset;
     return column;
   }
 
-  at(k: number): Buffer {
-    const range = this.ranges[k];
-    if (range === undefined) throw new Error(`snapshot reader: no column ${k} marked`);
+  at(name: string): Buffer {
+    const range = this.ranges.get(name);
+    if (range === undefined) throw new Error(`snapshot reader: no column ${name} marked`);
     return range;
   }
 }
@@ -236,38 +239,39 @@ function decodeTransfers(state: ShardState, section: Sections, src: ByteSource,
   }
   const capacity = grownCapacity(n, 8);
   const raw = new Marks(src);
-  t.amount = raw.mark(values(src, n, `${what}.amount`, capacity));
-  t.time = raw.mark(rising(src, n, `${what}.time`, capacity));
-  t.sequence = raw.mark(rising(src, n, `${what}.sequence`, capacity));
-  t.from = raw.mark(int32Values(src, n, `${what}.from`, capacity, scratch));
-  t.to = raw.mark(int32Values(src, n, `${what}.to`, capacity, scratch));
-  t.status = raw.mark(byteColumn(src, n, `${what}.status`, capacity));
+  t.amount = raw.mark('amount', values(src, n, `${what}.amount`, capacity));
+  t.time = raw.mark('time', rising(src, n, `${what}.time`, capacity));
+  t.sequence = raw.mark('sequence', rising(src, n, `${what}.sequence`, capacity));
+  t.from = raw.mark('from', int32Values(src, n, `${what}.from`, capacity, scratch));
+  t.to = raw.mark('to', int32Values(src, n, `${what}.to`, capacity, scratch));
+  t.status = raw.mark('status', byteColumn(src, n, `${what}.status`, capacity));
   t.posted = new Float64Array(capacity);
   t.settleSequence = new Float64Array(capacity);
   t.settleTime = new Float64Array(capacity);
-  raw.mark(readWide(src, t, t.wideAmounts, (i) => t.amount[i] === WIDE, `${what}.wideAmounts`));
-  const settled = raw.mark(readSettled(state, src, t, `${what}.settled`));
-  raw.mark(readWide(src, t, t.widePosted, (i) => t.settleSequence[i] !== 0 &&
+  raw.mark('wideAmounts', readWide(src, t, t.wideAmounts, (i) => t.amount[i] === WIDE,
+    `${what}.wideAmounts`));
+  const settled = raw.mark('settled', readSettled(state, src, t, `${what}.settled`));
+  raw.mark('widePosted', readWide(src, t, t.widePosted, (i) => t.settleSequence[i] !== 0 &&
     t.posted[i] === WIDE, `${what}.widePosted`));
-  const rejected = raw.mark(readExtras(src, t, `${what}.extras`));
+  const rejected = raw.mark('extras', readExtras(src, t, `${what}.extras`));
   checkTransfers(state, t, section.accounts, settled, rejected, what);
   checkExtras(t, what);
   if (section.keep !== null) keepTransfers(section.keep, t, ids, raw);
 }
 
-/** The transfers' unchanging columns as read (marked in decodeTransfers' order), by reference. */
+/** The transfers' unchanging columns as read (marked in decodeTransfers), by reference. */
 function keepTransfers(keep: BookColumns, t: TransferColumns, ids: StringColumnBytes,
   raw: Marks): void {
   const n = t.count;
   keep.transferIds.adopt(ids);
-  keep.amount.adopt(raw.at(0));
-  keep.time.adopt(raw.at(1), t.time[n - 1] ?? 0);
-  keep.sequence.adopt(raw.at(2), t.sequence[n - 1] ?? 0);
-  keep.from.adopt(raw.at(3));
-  keep.to.adopt(raw.at(4));
+  keep.amount.adopt(raw.at('amount'));
+  keep.time.adopt(raw.at('time'), t.time[n - 1] ?? 0);
+  keep.sequence.adopt(raw.at('sequence'), t.sequence[n - 1] ?? 0);
+  keep.from.adopt(raw.at('from'));
+  keep.to.adopt(raw.at('to'));
   // a list is its u32 count, then its items
-  keep.wideAmounts.adopt(t.wideAmounts.size, raw.at(6).subarray(4));
-  keep.extras.adopt(t.extras.size, raw.at(9).subarray(4));
+  keep.wideAmounts.adopt(t.wideAmounts.size, raw.at('wideAmounts').subarray(4));
+  keep.extras.adopt(t.extras.size, raw.at('extras').subarray(4));
   keep.transfers = n;
 }
 
