@@ -72,7 +72,8 @@ interface Run {
 
 const TENANTS = 16;
 const ACCOUNTS = 100;
-const SHARDS = 64;
+/** BENCH_SHARDS: the pod's LEDGER_SHARDS (tenants go to distinct shards: at most this many) */
+const SHARDS = Number(process.env.BENCH_SHARDS ?? 64);
 const PGBENCH = { scale: 8, clients: 8, threads: 2 };
 const PG_SHARD_DATABASES = 2;
 const CLOCK_TICKS_PER_SECOND = 100;
