@@ -56,7 +56,7 @@ const KIND_CODES: ReadonlyMap<EntryKind, number> = new Map(ENTRY_KINDS.map((k, i
  * string maps each byte to one char code 0..255 exactly, so it is a lossless, cheap key that
  * is compared with === and written back with buf.write(s, off, 'latin1').
  */
-const sha256Binary: (data: Uint8Array) => string =
+export const sha256Binary: (data: Uint8Array) => string =
   typeof crypto.hash === 'function'
     ? (data) => crypto.hash('sha256', data, 'binary')
     : (data) => crypto.createHash('sha256').update(data).digest('binary');
