@@ -21,6 +21,14 @@ interface Args {
   attemptsFile: string;
 }
 
+/**
+ * The workers run the built code, as a pod's do (the harness checks dist/ is not older than the
+ * sources). Loaded from src/ through tsx, a worker thread of this kill loop failed to start about
+ * once in ten (ERR_UNKNOWN_FILE_EXTENSION for shard-worker.ts: tsx's loader not registered in
+ * the thread, a known tsx-in-workers weakness on Node 20), which says nothing about the ledger.
+ */
+const WORKER = new URL('../../dist/src/shard-worker.js', import.meta.url);
+
 function parseArgs(): Args {
   const [mode, run, storage, attemptsFile] = argv.slice(2);
   if (mode !== 'load' && mode !== 'verify') throw new Error(`bad mode ${mode}`);
@@ -142,7 +150,7 @@ async function verify(host: ActorHost, attemptsFile: string): Promise<void> {
 async function main(): Promise<void> {
   const args = parseArgs();
   const host = await startActorHost({
-    workerUrl: new URL('../../src/shard-worker.ts', import.meta.url),
+    workerUrl: WORKER,
     storage: args.storage,
     epoch: openEpochFor(args.storage as StorageConfig),
     shardCount: 8,
