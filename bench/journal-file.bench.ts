@@ -1,5 +1,6 @@
 // Measures the embedded journal and its codec on this machine and prints the numbers: codec
-// encode+hash and decode+verify rates, and group commits (1/100/8190 entries, 1/32 shards).
+// encode+hash and decode+verify rates, and group commits (1/100/8190 entries, 1/8/32 shards):
+// latency, and CPU per group of this process's every thread (the fs thread pool's included).
 // Run: npx tsx bench/journal-file.bench.ts [runs]. Measures only; asserts nothing.
 
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -65,6 +66,7 @@ async function benchCommit(size: number, shardCount: number, groups: number): Pr
   const seq = new Array<number>(shardCount).fill(0);
   const lat: number[] = [];
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   for (let g = 0; g < groups; g++) {
     const batch: JournalEntry[] = [];
     for (let i = 0; i < size; i++) {
@@ -77,22 +79,23 @@ async function benchCommit(size: number, shardCount: number, groups: number): Pr
     lat.push(performance.now() - t);
   }
   const total = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   await j.close();
   await rm(dir, { recursive: true, force: true });
   const sorted = [...lat].sort((a, b) => a - b);
   const p = (q: number) => sorted[Math.floor(q * (sorted.length - 1))] ?? 0;
   console.log(`  ${String(size).padStart(5)} entries x ${String(shardCount).padStart(2)} shards: ` +
     `commit p50 ${p(0.5).toFixed(2)} ms, p99 ${p(0.99).toFixed(2)} ms, ` +
-    `${Math.round((size * groups) / total * 1000).toLocaleString('en')} entries/s ` +
-    `(${groups} groups)`);
+    `${Math.round((size * groups) / total * 1000).toLocaleString('en')} entries/s, ` +
+    `CPU ${Math.round((cpu.user + cpu.system) / groups)} us/group (${groups} groups)`);
 }
 
 async function main(): Promise<void> {
   console.log(`node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ` +
     `tmpdir ${tmpdir()}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4}`);
   benchCodec();
-  console.log('group commit (sequential groups, one in flight; fdatasync per touched file):');
-  for (const shardCount of [1, 32]) {
+  console.log('group commit (sequential groups, one in flight):');
+  for (const shardCount of [1, 8, 32]) {
     for (const size of [1, 100, 8190]) {
       if (size < shardCount) continue;
       await benchCommit(size, shardCount, size === 8190 ? 40 : 200);

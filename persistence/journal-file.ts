@@ -1,5 +1,6 @@
-// Embedded journal: per-shard append-only segment files, group commit with one write and one
-// fsync per touched shard file. Never acknowledges a group before it is fsynced; no business rules.
+// Embedded journal: per-shard append-only segment files, group commit with one write per touched
+// shard file and one fsync of a write-ahead log. Never acknowledges a group before it is fsynced;
+// no business rules.
 
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -7,11 +8,14 @@ import { EntryEncoder, hashKey } from '../protocol/journal-codec.js';
 import { HASH_BYTES, ZERO_HASH, type JournalEntry } from '../protocol/journal-entry.js';
 import type { ChainHead, JournalSink } from './journal.js';
 import {
-  FRAME_HEADER_BYTES, FRAME_MAGIC, JournalCorruptError, checkEdges, cutTornTail, listSegments,
-  scanSegment, validFrameAfter, type Cursor, type Segment,
+  FRAME_HEADER_BYTES, FRAME_MAGIC, JournalCorruptError, checkEdges, cutTornTail, fsyncDir,
+  listSegments, scanSegment, segmentName, validFrameAfter, writeFully, type Cursor, type Segment,
 } from './journal-segments.js';
+import {
+  WAL_DIR, WAL_ENTRY_HEADER, WalFile, recoverWals, walName, writeWalEntryHeader, type WalShard,
+} from './journal-wal.js';
 
-export { FRAME_MAGIC, JournalCorruptError } from './journal-segments.js';
+export { FRAME_MAGIC, JournalCorruptError, fsyncDir, segmentName } from './journal-segments.js';
 
 /*
  * Layout: `${dir}/shard-NNN/journal-<first sequence, 12 digits>.seg`. A segment is a run of
@@ -25,7 +29,16 @@ export { FRAME_MAGIC, JournalCorruptError } from './journal-segments.js';
  * Every record carries SHA-256(prevHash ‖ body), so the frame needs no CRC of its own: a frame
  * is valid when its header is plausible and exactly `count` valid, chained records fill it.
  *
- * Failure model. A group is acknowledged only after fdatasync of every touched file (fdatasync
+ * Durability. A group's frames are written to their shard files without a sync, and the same
+ * frames to this journal's write-ahead log (journal-wal.ts), which is synced: one fdatasync per
+ * group however many shards it touched. Every second (or 16 MiB of log) a checkpoint syncs the
+ * shard files written since and starts the log again; open() first puts back into the shard
+ * files whatever the log holds (after a crash of the machine, unsynced shard-file pages may be
+ * missing or stale), and close() syncs the shard files and deletes the log. A pod settles every
+ * log in the directory before its workers open (settleFileJournal): logs of a previous worker
+ * layout included.
+ *
+ * Failure model. A group is acknowledged only after fdatasync of the log (fdatasync
  * also persists the grown file size). If a write or fsync fails the journal fails closed: this
  * and every later commit rejects until open() runs again. After an fsync failure the kernel
  * may have dropped the dirty pages while the page cache still shows them, so the process must
@@ -49,14 +62,21 @@ export { FRAME_MAGIC, JournalCorruptError } from './journal-segments.js';
  * PostgreSQL's WAL segment size.
  */
 const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
-const SEQ_DIGITS = 12;
+/** Log bytes after which the next commit checkpoints first (bounds what open() puts back). */
+const DEFAULT_WAL_BYTES = 16 * 1024 * 1024;
+/** Milliseconds after which the next commit checkpoints first. */
+const DEFAULT_CHECKPOINT_MS = 1000;
 const ZERO_KEY = hashKey(ZERO_HASH);
 
 export interface FileJournalOptions {
   /** roll over to a new segment once a segment would pass this size (default 16 MiB) */
   segmentBytes?: number;
-  /** operator-facing events: a torn tail cut at open */
+  /** operator-facing events: a torn tail cut at open, a write-ahead log put back */
   log?: (event: string, fields: Record<string, unknown>) => void;
+  /** checkpoint once the write-ahead log passes this many bytes (default 16 MiB) */
+  walBytes?: number;
+  /** checkpoint once this many milliseconds passed since the last one (default 1000) */
+  checkpointMs?: number;
 }
 
 interface ShardFiles {
@@ -70,19 +90,30 @@ interface ShardFiles {
   key: string;
   /** sequence including commits accepted but not yet durable */
   pendingSeq: number;
+  /** written since the last checkpoint: its handle needs a sync before the next one */
+  dirty: boolean;
 }
 
 export function shardDirName(shard: number): string {
   return `shard-${String(shard).padStart(3, '0')}`;
 }
 
-export function segmentName(firstSeq: number): string {
-  return `journal-${String(firstSeq).padStart(SEQ_DIGITS, '0')}.seg`;
+/**
+ * Puts every write-ahead log in `dir` back into its shard files and deletes it. A pod runs this
+ * before its workers open their journals, so logs of any earlier worker layout are settled.
+ */
+export async function settleFileJournal(dir: string): Promise<number[]> {
+  return recoverWals(dir, null, (shard) => join(dir, shardDirName(shard)));
 }
 
 export class FileJournal implements JournalSink {
   private readonly segmentBytes: number;
+  private readonly walBytes: number;
+  private readonly checkpointMs: number;
   private readonly log: NonNullable<FileJournalOptions['log']>;
+  private wal: WalFile | null = null;
+  /** the log entries of one group, reused */
+  private walOut: Buffer = Buffer.allocUnsafe(64 * 1024);
   private readonly shards = new Map<number, ShardFiles>();
   private readonly encoder = new EntryEncoder(1024 * 1024);
   /** reused per group: entries by shard, in first-touched order */
@@ -91,6 +122,10 @@ export class FileJournal implements JournalSink {
   private state: 'new' | 'open' | 'failed' | 'closed' = 'new';
   private failure: unknown = null;
   private tail: Promise<void> = Promise.resolve();
+  /** a sync of the shard files started ahead of the checkpoint (see checkpointIfDue) */
+  private flushing: Promise<void> | null = null;
+  /** why that sync failed: the next checkpoint fails the journal with it (never retried) */
+  private flushFailure: unknown = null;
 
   constructor(
     private readonly dir: string,
@@ -101,6 +136,8 @@ export class FileJournal implements JournalSink {
       throw new RangeError(`FileJournal: segmentBytes must be an integer in [4096, 2^31]`);
     }
     this.segmentBytes = segmentBytes;
+    this.walBytes = opts.walBytes ?? DEFAULT_WAL_BYTES;
+    this.checkpointMs = opts.checkpointMs ?? DEFAULT_CHECKPOINT_MS;
     this.log = opts.log ?? (() => undefined);
   }
 
@@ -108,11 +145,19 @@ export class FileJournal implements JournalSink {
     if (this.state === 'open') throw new Error('FileJournal.open: already open');
     await this.tail.catch(() => undefined);
     await this.closeHandles();
+    await this.flushing;
+    this.flushFailure = null; // the shard files are rebuilt from the log below
+    await this.wal?.close(false); // a failed journal's log: put back below, then replaced
+    this.wal = null;
     this.shards.clear();
     this.epoch = epoch;
-    await mkdirDurable(this.dir);
+    await mkdirDurable(join(this.dir, WAL_DIR));
+    const restored = await recoverWals(this.dir, shards, (s) => join(this.dir, shardDirName(s)));
+    if (restored.length > 0) this.log('journal_wal_restored', { shards: restored });
     const loaded = await Promise.all(shards.map((s) => this.loadShard(s)));
     for (const files of loaded) this.shards.set(files.shard, files);
+    this.wal = new WalFile(join(this.dir, WAL_DIR), walName(shards));
+    await this.wal.checkpoint(this.positions());
     this.state = 'open';
     this.failure = null;
   }
@@ -174,10 +219,25 @@ export class FileJournal implements JournalSink {
     return { sequence: cur.sequence, hash: Buffer.from(key, 'latin1') };
   }
 
+  /**
+   * Waits for queued commits, then (unless the journal failed) syncs the shard files and
+   * deletes the write-ahead log: a cleanly closed journal is its shard files alone.
+   */
   async close(): Promise<void> {
     await this.tail.catch(() => undefined);
+    await this.flushing;
+    const clean = this.state === 'open' && this.flushFailure === null;
     this.state = 'closed';
-    await this.closeHandles();
+    let synced = false;
+    try {
+      if (clean) await this.syncDirty(true);
+      synced = clean;
+    } finally {
+      await this.closeHandles();
+      const wal = this.wal;
+      this.wal = null;
+      await wal?.close(synced); // unsynced shard files keep their log for the next open()
+    }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -229,9 +289,22 @@ export class FileJournal implements JournalSink {
     if (entries.length === 0) return;
     try {
       const frames = this.encodeGroup(entries);
-      // allSettled, not all: no write may still be running once this group has failed.
-      const results = await Promise.allSettled(frames.map((f) => this.writeFrame(f)));
+      const wal = this.wal as WalFile;
+      await this.checkpointIfDue(wal);
+      const segs: Segment[] = [];
+      for (const f of frames) segs.push(await this.place(f));
+      // allSettled, not all: no write may still be running once this group has failed. The
+      // log only after the shard files took the frames: a group whose write failed (rejected,
+      // never acknowledged) is then in no log, and open() leaves it out.
+      const results = await Promise.allSettled(
+        frames.map((f, i) => this.writeFrame(f, segs[i] as Segment)));
       for (const r of results) if (r.status === 'rejected') throw r.reason;
+      await wal.append(this.walEntries(frames, segs));
+      frames.forEach((f, i) => {
+        (segs[i] as Segment).size += f.frame.length;
+        f.files.sequence = f.lastSeq;
+        f.files.key = f.key;
+      });
     } catch (err) {
       this.state = 'failed';
       this.failure = err;
@@ -278,26 +351,93 @@ export class FileJournal implements JournalSink {
     }));
   }
 
-  /** One positional write and one fdatasync; then the shard's head advances. */
-  private async writeFrame(f: PendingFrame): Promise<void> {
+  /** The frame's segment (a new one when full), opened: the frame goes at its size. */
+  private async place(f: PendingFrame): Promise<Segment> {
     const files = f.files;
     let seg = files.segments[files.segments.length - 1];
     if (seg === undefined || (seg.size > 0 && seg.size + f.frame.length > this.segmentBytes)) {
       seg = await this.createSegment(files, f.firstSeq);
     }
-    let handle = files.handle;
-    if (handle === null) files.handle = handle = await open(seg.path, 'r+');
-    await writeFully(handle, f.frame, seg.size);
-    await handle.datasync();
-    seg.size += f.frame.length;
-    files.sequence = f.lastSeq;
-    files.key = f.key;
+    if (files.handle === null) files.handle = await open(seg.path, 'r+');
+    return seg;
+  }
+
+  /** One positional write, no sync: the write-ahead log makes the group durable. */
+  private async writeFrame(f: PendingFrame, seg: Segment): Promise<void> {
+    f.files.dirty = true;
+    await writeFully(f.files.handle as FileHandle, f.frame, seg.size);
+  }
+
+  /** The group's frames as write-ahead log entries, each with the place it is written to. */
+  private walEntries(frames: readonly PendingFrame[], segs: readonly Segment[]): Buffer {
+    let bytes = 0;
+    for (const f of frames) bytes += WAL_ENTRY_HEADER + f.frame.length;
+    if (this.walOut.length < bytes) this.walOut = Buffer.allocUnsafe(Math.max(bytes,
+      this.walOut.length * 2));
+    const out = this.walOut;
+    let at = 0;
+    frames.forEach((f, i) => {
+      const seg = segs[i] as Segment;
+      writeWalEntryHeader(out, at, f.files.shard, seg.firstSeq, seg.size);
+      f.frame.copy(out, at + WAL_ENTRY_HEADER);
+      at += WAL_ENTRY_HEADER + f.frame.length;
+    });
+    return out.subarray(0, at);
+  }
+
+  /**
+   * A checkpoint when the log is due (its size or age); halfway there, a sync of the shard
+   * files starts in the background, so that the checkpoint itself, which waits for it and syncs
+   * again, mostly finds the pages on disk already and does not hold up its group for long.
+   */
+  private async checkpointIfDue(wal: WalFile): Promise<void> {
+    const age = Date.now() - wal.checkpointAt;
+    if (wal.size >= this.walBytes || age >= this.checkpointMs) {
+      await this.flushing;
+      // A failed fsync is not retried: the kernel may have dropped the pages and a second
+      // fsync would succeed without them.
+      if (this.flushFailure !== null) throw this.flushFailure;
+      await this.syncDirty(true);
+      await wal.checkpoint(this.positions());
+    } else if (this.flushing === null &&
+      (wal.size >= this.walBytes / 2 || age >= this.checkpointMs / 2)) {
+      this.flushing = this.syncDirty(false).then(
+        () => { this.flushing = null; },
+        (err: unknown) => {
+          this.flushFailure = err;
+          this.flushing = null;
+        });
+    }
+  }
+
+  /**
+   * Syncs every shard file written since the last checkpoint. `settle`: and marks them clean
+   * (only when no write can land meanwhile: inside the commit chain, or closing).
+   */
+  private async syncDirty(settle: boolean): Promise<void> {
+    const dirty = [...this.shards.values()].filter((f) => f.dirty && f.handle !== null);
+    await Promise.all(dirty.map(async (f) => {
+      await (f.handle as FileHandle).datasync();
+      if (settle) f.dirty = false;
+    }));
+  }
+
+  /** Where every shard's files stand (no write in flight): a checkpoint's header. */
+  private positions(): WalShard[] {
+    return [...this.shards.values()].map((f) => {
+      const seg = f.segments[f.segments.length - 1];
+      return { shard: f.shard, segment: seg?.firstSeq ?? 0, size: seg?.size ?? 0,
+        sequence: f.sequence, key: f.key };
+    });
   }
 
   private async createSegment(files: ShardFiles, firstSeq: number): Promise<Segment> {
     if (files.handle !== null) {
       const old = files.handle;
       files.handle = null;
+      // The next checkpoint syncs open handles only: this one's unsynced tail goes now.
+      if (files.dirty) await old.datasync();
+      files.dirty = false;
       await old.close();
     }
     const path = join(files.dir, segmentName(firstSeq));
@@ -343,7 +483,7 @@ export class FileJournal implements JournalSink {
     this.checkEpoch(shard, dir, cur);
     const files: ShardFiles = {
       shard, dir, segments, handle: null, sequence: cur.sequence, key: cur.key,
-      pendingSeq: cur.sequence,
+      pendingSeq: cur.sequence, dirty: false,
     };
     return files;
   }
@@ -410,27 +550,9 @@ interface PendingFrame {
   key: string;
 }
 
-async function writeFully(handle: FileHandle, data: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
-    if (bytesWritten <= 0) throw new Error('FileJournal: write made no progress');
-    done += bytesWritten;
-  }
-}
-
 /** mkdir -p, then fsync each parent that gained an entry, so new directories survive a crash */
 async function mkdirDurable(dir: string): Promise<void> {
   const created = await mkdir(dir, { recursive: true });
   if (created === undefined) return;
   for (let d = dir; d !== dirname(created); d = dirname(d)) await fsyncDir(dirname(d));
-}
-
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

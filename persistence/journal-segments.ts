@@ -13,6 +13,11 @@ export const FRAME_HEADER_BYTES = 12;
 const FIRST_RECORD_BYTES = HASH_BYTES + 14;
 const READ_CHUNK_BYTES = 8 * 1024 * 1024;
 const SEGMENT_RE = /^journal-(\d{12})\.seg$/;
+const SEQ_DIGITS = 12;
+
+export function segmentName(firstSeq: number): string {
+  return `journal-${String(firstSeq).padStart(SEQ_DIGITS, '0')}.seg`;
+}
 
 /** Thrown when the files contradict themselves; names shard, file and byte offset. */
 export class JournalCorruptError extends Error {
@@ -128,6 +133,27 @@ async function readFrame(
   if (frameBytes < FRAME_HEADER_BYTES || count < 1) return 'bad frame header';
   const frame = await win.get(pos, frameBytes);
   if (frame === null) return 'truncated frame';
+  return checkFrame(frame, shard, cur, from, out);
+}
+
+/**
+ * Validates one whole frame held in `frame` (its header at 0, exactly its bytes): every record
+ * decodes, belongs to `shard`, continues the sequence and the chain after `cur`. Returns its
+ * length and advances `cur`, or a problem (cur left unchanged). Entries after `from` (all
+ * when null) are appended to `out`.
+ */
+export function checkFrame(
+  frame: Buffer,
+  shard: number,
+  cur: Cursor,
+  from: Cursor | null,
+  out: JournalEntry[],
+): number | string {
+  if (frame.length < FRAME_HEADER_BYTES) return 'truncated frame header';
+  if (frame.readUInt32LE(0) !== FRAME_MAGIC) return 'bad frame magic';
+  const frameBytes = frame.readUInt32LE(4);
+  const count = frame.readUInt32LE(8);
+  if (frameBytes !== frame.length || count < 1) return 'bad frame header';
   let off = FRAME_HEADER_BYTES;
   let { sequence, key } = cur;
   let epoch = cur.epoch;
@@ -303,5 +329,24 @@ async function readFully(handle: FileHandle, buf: Buffer, len: number, pos: numb
     const { bytesRead } = await handle.read(buf, done, len - done, pos + done);
     if (bytesRead <= 0) throw new Error(`FileJournal: unexpected end of file at ${pos + done}`);
     done += bytesRead;
+  }
+}
+
+export async function writeFully(handle: FileHandle, data: Buffer, position: number):
+  Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    if (bytesWritten <= 0) throw new Error('FileJournal: write made no progress');
+    done += bytesWritten;
+  }
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }

@@ -3,6 +3,7 @@
 
 import pino, { type Logger } from 'pino';
 import uWS from 'uWebSockets.js';
+import { settleFileJournal } from '../persistence/journal-file.js';
 import { startActorHost } from '../shards/actor-host.js';
 import type { Config } from './config.js';
 import type { GatewayContext } from './gateway/exchange.js';
@@ -54,6 +55,12 @@ function workerUrl(): URL {
 
 async function startLedger(config: Config, metrics: Metrics, log: Logger): Promise<LedgerHost> {
   const storage = storageFor(config);
+  if (storage.kind === 'file') {
+    // Before any worker opens its shards: write-ahead logs of an earlier run, whatever its
+    // worker layout, go back into the shard files (persistence/journal-wal.ts).
+    const settled = await settleFileJournal(storage.dataDir);
+    if (settled.length > 0) log.info({ shards: settled.length }, 'journal logs settled');
+  }
   return startActorHost({
     workerUrl: workerUrl(),
     storage,
