@@ -70,7 +70,8 @@ interface Run {
   pgbenchTps: number;
 }
 
-const TENANTS = 16;
+/** BENCH_TENANTS: tenants paying, each in a shard of its own (at most the shard count) */
+const TENANTS = Number(process.env.BENCH_TENANTS ?? 16);
 const ACCOUNTS = 100;
 /** BENCH_SHARDS: the pod's LEDGER_SHARDS (tenants go to distinct shards: at most this many) */
 const SHARDS = Number(process.env.BENCH_SHARDS ?? 64);

@@ -154,7 +154,8 @@ describe('FileJournal write-ahead log', () => {
       const wal = (await walFiles(copy))[0] as string;
       const bytes = await readFile(wal);
       const header = decodeWalHeader(bytes);
-      bytes[(header?.end ?? 0) + 200] ^= 1; // inside the first group's first frame
+      const at = (header?.end ?? 0) + 200; // inside the first group's first frame
+      bytes[at] = (bytes[at] ?? 0) ^ 1;
       await writeFile(wal, bytes);
       const seg = (await segmentFiles(copy, 1))[0] as string;
       const before = await readFile(seg);
