@@ -183,6 +183,16 @@ export class WalFile {
   }
 }
 
+/** How many write-ahead logs `dir` holds (0 when cleanly closed or never written). */
+export async function unsettledLogs(dir: string): Promise<number> {
+  try {
+    return (await readdir(join(dir, WAL_DIR))).filter((n) => WAL_RE.test(n)).length;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+}
+
 /**
  * Puts back what logs in `${dir}/wal` hold into the shard files, syncs them, and deletes each
  * log it settled: every log when `shards` is null (a pod starting), else only logs whose shards

@@ -108,6 +108,7 @@ interface Captured {
   err: string;
   report: {
     ok: boolean;
+    notices?: string[];
     findings: { shard: number; sequence: number; check: string; expected: string; found: string }[];
     shards: { shard: number; entries: number; notices: string[]; snapshot: unknown;
       balances: { tenant: string; accountId: string; balanceMinor: string; pendingDebits: string }[]
@@ -412,6 +413,26 @@ describe('point in time and statements', () => {
     const r = await audit(['--data-dir', data, '--statement', 'acme:nobody', '--workers', '1']);
     expect(r.code).toBe(2);
   });
+});
+
+describe('write-ahead logs of an embedded journal', () => {
+  test('an open journal\'s log is a notice, not a finding; gone once the journal closes',
+    async () => {
+      const data = path.join(tempDir(), 'data');
+      const journal = new FileJournal(data);
+      await journal.open([1], 1);
+      await journal.commit([{ ...open('alice', true), shard: 1, sequence: 1, epoch: 1,
+        time: T0 }]);
+      const during = await audit(['--data-dir', data, '--workers', '1']);
+      expect(during.code).toBe(0);
+      expect(during.report.findings).toEqual([]);
+      expect(during.report.notices?.join('\n')).toMatch(/1 write-ahead log\(s\) in .*wal/);
+      expect(during.out).toMatch(/notices:\n {2}1 write-ahead log/);
+      await journal.close();
+      const after = await audit(['--data-dir', data, '--workers', '1']);
+      expect(after.report.notices).toEqual([]);
+      expect(after.report.shards.map((s) => s.entries)).toEqual([1]);
+    });
 });
 
 /** Commits hand-written entries: the chain is valid, the business facts are not. */

@@ -11,6 +11,8 @@ export interface AuditResult {
   asOf: { sequence: number | null; time: string | null } | null;
   seconds: number;
   workers: number;
+  /** about the source as a whole (not findings): e.g. unsettled write-ahead logs */
+  notices: string[];
 }
 
 export function allFindings(r: AuditResult): Finding[] {
@@ -70,7 +72,8 @@ export function humanSummary(r: AuditResult): string {
   ];
   if (findings.length > 0) out.push('findings:', ...findings.map(findingLine));
   if (dropped > 0) out.push(`  ... and ${dropped} more (at most 100 kept per shard)`);
-  const notices = r.shards.flatMap((s) => s.notices.map((n) => `  shard ${s.shard}: ${n}`));
+  const notices = [...r.notices.map((n) => `  ${n}`),
+    ...r.shards.flatMap((s) => s.notices.map((n) => `  shard ${s.shard}: ${n}`))];
   if (notices.length > 0) out.push('notices:', ...notices);
   const balances = r.shards.flatMap((s) => s.balances ?? []);
   if (r.asOf !== null) {
@@ -93,6 +96,7 @@ export function jsonReport(r: AuditResult): unknown {
     workers: r.workers,
     entries: r.shards.reduce((n, s) => n + s.entries, 0),
     asOf: r.asOf,
+    notices: r.notices,
     findings,
     shards: r.shards.map((s) => ({
       shard: s.shard, entries: s.entries, replayed: s.replayed, head: s.head,

@@ -2,6 +2,7 @@
 // worker), compares, exports, reports. Exit code 0 only when everything verifies; never writes.
 
 import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import os from 'node:os';
 import { Piscina } from 'piscina';
 import {
@@ -11,6 +12,7 @@ import {
   listSegments,
   pgShardRows,
 } from '../../persistence/journal-reader.js';
+import { WAL_DIR, unsettledLogs } from '../../persistence/journal-wal.js';
 import { shardOf } from '../../protocol/shard-key.js';
 import { auditShard, type ShardTask } from './audit-worker.js';
 import type { Finding, ShardReport } from './findings.js';
@@ -76,6 +78,7 @@ async function audit(opts: AuditOptions, io: AuditIo): Promise<number> {
       time: opts.asOfTime === null ? null : new Date(opts.asOfTime).toISOString(),
     },
     seconds: (performance.now() - started) / 1000,
+    notices: await sourceNotices(opts),
   };
   const exported = await exportStatement(opts, reports, io);
   if (opts.json !== null) {
@@ -86,6 +89,20 @@ async function audit(opts: AuditOptions, io: AuditIo): Promise<number> {
   summaryTo.write(humanSummary(result));
   if (!exported) return 2;
   return allFindings(result).length === 0 && reports.every((r) => r.findingsDropped === 0) ? 0 : 1;
+}
+
+/**
+ * An embedded data directory with write-ahead logs belongs to a running pod, or to one that
+ * stopped without closing its journal. After a crash of the machine, what a worker acknowledged
+ * since its last checkpoint (about a second) may be only in its log until a pod starts there.
+ */
+async function sourceNotices(opts: AuditOptions): Promise<string[]> {
+  if (opts.source.kind !== 'file') return [];
+  const logs = await unsettledLogs(opts.source.dataDir);
+  if (logs === 0) return [];
+  return [`${logs} write-ahead log(s) in ${path.join(opts.source.dataDir, WAL_DIR)}: a pod is ` +
+    'running here or stopped without closing; after a crash of the machine, start the pod ' +
+    'once (it puts the logs back) and audit again'];
 }
 
 /** Shards to audit: --shards, else every shard the source holds; narrowed to tenants' shards. */
