@@ -59,7 +59,9 @@ async function startLedger(config: Config, metrics: Metrics, log: Logger): Promi
     // Before any worker opens its shards: write-ahead logs of an earlier run, whatever its
     // worker layout, go back into the shard files (persistence/journal-wal.ts).
     const settled = await settleFileJournal(storage.dataDir);
-    if (settled.length > 0) log.info({ shards: settled.length }, 'journal logs settled');
+    if (settled.length > 0) {
+      log.info({ event: 'journal_logs_settled', shards: settled.length }, 'journal logs settled');
+    }
   }
   return startActorHost({
     workerUrl: workerUrl(),

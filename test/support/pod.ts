@@ -13,6 +13,7 @@ export { freePort };
 const TS = import.meta.url.endsWith('.ts');
 const CLI = fileURLToPath(new URL(`../../src/cli.${TS ? 'ts' : 'js'}`, import.meta.url));
 const NODE_ARGS = TS ? ['--import', 'tsx'] : [];
+const BUILT_CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
 export const CLUSTER_TOKEN = 'cluster-token-0123456789abcdef';
 export const ADMIN = 'admin-token-0123456789abcdef';
 
@@ -118,6 +119,7 @@ export async function startPodProcess(
   fx: ClusterFixture,
   id: string,
   extraEnv: Record<string, string> = {},
+  opts: { built?: boolean } = {},
 ): Promise<PodProcess> {
   const port = await freePort();
   const dataDir = path.join(fx.root, id);
@@ -140,7 +142,10 @@ export async function startPodProcess(
   };
   const logFile = path.join(fx.root, `${id}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
-  const proc = spawn(process.execPath, [...NODE_ARGS, CLI, 'serve'], {
+  // built: dist/, as a pod runs (tsx's loader in worker threads can fail to start a worker
+  // of a pod restarted after kill -9; see crash-child.ts)
+  const args = opts.built === true ? [BUILT_CLI, 'serve'] : [...NODE_ARGS, CLI, 'serve'];
+  const proc = spawn(process.execPath, args, {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
