@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cp, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, open, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileJournal, segmentName, settleFileJournal, shardDirName } from './journal-file.js';
@@ -161,6 +161,47 @@ describe('FileJournal write-ahead log', () => {
       const before = await readFile(seg);
       await expect(new FileJournal(copy).open([0, 1], EPOCH)).rejects.toThrow(/damaged/);
       expect(await readFile(seg)).toEqual(before);
+    });
+
+  it('fails closed when a background sync of the shard files failed, never retrying it',
+    async () => {
+      const j = new FileJournal(dir, { walBytes: 6000, checkpointMs: 3_600_000 });
+      await j.open([0, 1], EPOCH);
+      await commitGroups(j, [0, 1], 1);
+      // Shard 1's handle closed under the journal: the background sync of it fails. Then a
+      // good handle again: a retried sync would pass, so only a kept failure fails the group.
+      type Handle = { close(): Promise<void> };
+      type Inner = { flushFailure: unknown; shards: Map<number, { handle: Handle | null }> };
+      const inner = j as unknown as Inner;
+      const files1 = inner.shards.get(1);
+      await files1?.handle?.close();
+      let seq = 8;
+      for (; seq < 400 && inner.flushFailure === null; seq += 7) {
+        await j.commit(group(0, seq, 7));
+        await new Promise((r) => setTimeout(r, 5)); // the background sync settles
+      }
+      expect(String(inner.flushFailure)).toMatch(/file closed|EBADF/i);
+      if (files1) files1.handle = await open(join(dir, shardDirName(1), segmentName(1)), 'r+');
+      let acked = seq - 1;
+      let failure: unknown = null;
+      for (; seq < 800 && failure === null; seq += 7) {
+        try {
+          await j.commit(group(0, seq, 7));
+          acked = seq + 6;
+        } catch (err) {
+          failure = err;
+        }
+      }
+      expect(String(failure)).toMatch(/file closed|EBADF/i);
+      await expect(j.commit(group(0, acked + 1, 1))).rejects.toThrow(/failed earlier/);
+      await j.close();
+      expect((await walFiles(dir)).length).toBe(1); // unsynced files keep their log
+      const k = new FileJournal(dir);
+      await k.open([0, 1], EPOCH);
+      expect(k.head(0).sequence).toBe(acked);
+      expect(await replayAll(k, 0)).toEqual(group(0, 1, acked));
+      expect(await replayAll(k, 1)).toEqual(group(1, 1, 7));
+      await k.close();
     });
 
   it('refuses a log that also covers shards it does not open; a pod settles it', async () => {
