@@ -102,7 +102,7 @@ describe('FileJournal', () => {
       expect((await replayAll(again, 4)).got).toEqual(group(4, 1, 6));
       await again.close();
     }
-  });
+  }, 180_000); // hundreds of opens and closes, each with its syncs: slow on a shared disk
 
   it('reports corruption in an earlier group with shard, file and offset', async () => {
     const j = new FileJournal(dir);

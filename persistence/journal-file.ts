@@ -18,8 +18,9 @@ import {
 export { FRAME_MAGIC, JournalCorruptError, fsyncDir, segmentName } from './journal-segments.js';
 
 /*
- * Layout: `${dir}/shard-NNN/journal-<first sequence, 12 digits>.seg`. A segment is a run of
- * frames, one per committed group and shard:
+ * Layout: `${dir}/shard-NNN/journal-<first sequence, 12 digits>.seg`, and while a journal is
+ * open its write-ahead log in `${dir}/wal/` (journal-wal.ts). A segment is a run of frames, one
+ * per committed group and shard:
  *
  *   0  magic        u32  FRAME_MAGIC
  *   4  frameBytes   u32  the whole frame, header included
@@ -156,8 +157,9 @@ export class FileJournal implements JournalSink {
     if (restored.length > 0) this.log('journal_wal_restored', { shards: restored });
     const loaded = await Promise.all(shards.map((s) => this.loadShard(s)));
     for (const files of loaded) this.shards.set(files.shard, files);
+    // The log file itself is made by the first commit's checkpoint (checkpointAt 0 is due):
+    // a journal opened only to be read or closed again costs no syncs for it.
     this.wal = new WalFile(join(this.dir, WAL_DIR), walName(shards));
-    await this.wal.checkpoint(this.positions());
     this.state = 'open';
     this.failure = null;
   }

@@ -129,11 +129,10 @@ async function readFrame(
   if (header === null) return 'truncated frame header';
   if (header.readUInt32LE(0) !== FRAME_MAGIC) return 'bad frame magic';
   const frameBytes = header.readUInt32LE(4);
-  const count = header.readUInt32LE(8);
-  if (frameBytes < FRAME_HEADER_BYTES || count < 1) return 'bad frame header';
+  if (frameBytes < FRAME_HEADER_BYTES) return 'bad frame header';
   const frame = await win.get(pos, frameBytes);
   if (frame === null) return 'truncated frame';
-  return checkFrame(frame, shard, cur, from, out);
+  return checkFrame(frame, shard, cur, from, out); // the rest of the header is checked there
 }
 
 /**

@@ -9,7 +9,7 @@ import { decodeEntry } from '../protocol/journal-codec.js';
 import { HASH_BYTES, type JournalEntry } from '../protocol/journal-entry.js';
 import {
   FRAME_HEADER_BYTES, JournalCorruptError, checkFrame, fsyncDir, listSegments, segmentName,
-  writeFully, type Cursor,
+  writeFully, type Cursor, type Segment,
 } from './journal-segments.js';
 
 /*
@@ -121,9 +121,9 @@ export function writeWalEntryHeader(out: Buffer, at: number, shard: number, segm
 /** One FileJournal's log file: appended by commits, replaced by checkpoints. */
 export class WalFile {
   private handle: FileHandle | null = null;
-  /** bytes in the file (header included) */
+  /** bytes in the file (header included); 0 before the first checkpoint made it */
   size = 0;
-  /** when the header was written (ms since epoch) */
+  /** when the header was written (ms since epoch); 0, always due, before the first */
   checkpointAt = 0;
 
   constructor(
@@ -136,8 +136,7 @@ export class WalFile {
   }
 
   /** Starts a new log whose header is `shards` and makes it the log (atomic replacement). */
-  async checkpoint(shards: readonly WalShard[]):
-    Promise<void> {
+  async checkpoint(shards: readonly WalShard[]): Promise<void> {
     const header = encodeWalHeader(shards);
     const tmp = `${this.path}.tmp`;
     const handle = await open(tmp, 'w');
@@ -308,7 +307,7 @@ async function replayLog(
   try {
     for (const s of header.shards) placed.set(s.shard, await resetShard(s, shardDir(s.shard)));
     for (const e of entries) {
-      await putBack(placed.get(e.shard) as Placed, e.segment, e.offset, e.frame, path);
+      await putBack(placed.get(e.shard) as Placed, e, path);
     }
   } finally {
     await Promise.all([...placed.values()].map(async (p) => {
@@ -325,7 +324,7 @@ async function replayLog(
 /** Drops what the shard's files hold after the checkpoint; where its chain stood then. */
 async function resetShard(s: WalShard, dir: string): Promise<Placed> {
   const handles = new Map<number, { handle: FileHandle; size: number }>();
-  for (const seg of await listSegments(dir).catch(() => [])) {
+  for (const seg of await listSegmentsIfAny(dir)) {
     if (seg.firstSeq > s.segment) await unlink(seg.path);
   }
   if (s.segment > 0) {
@@ -342,19 +341,29 @@ async function resetShard(s: WalShard, dir: string): Promise<Placed> {
   return { handles, dir };
 }
 
-async function putBack(p: Placed, segment: number, offset: number, frame: Buffer,
-  path: string): Promise<void> {
+/** A shard directory's segments; none when the directory does not exist (never written). */
+async function listSegmentsIfAny(dir: string): Promise<Segment[]> {
+  try {
+    return await listSegments(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+async function putBack(p: Placed, e: LogEntry, path: string): Promise<void> {
+  const { segment, offset, frame } = e;
   let h = p.handles.get(segment);
   if (h === undefined) {
     if (offset !== 0) {
-      throw new JournalCorruptError(-1, path, 0, `entry at offset ${offset} of segment ` +
+      throw new JournalCorruptError(e.shard, path, 0, `entry at offset ${offset} of segment ` +
         `${segment}, which the log never started`);
     }
     h = { handle: await open(join(p.dir, segmentName(segment)), 'w+'), size: 0 };
     p.handles.set(segment, h);
   }
   if (offset !== h.size) {
-    throw new JournalCorruptError(-1, path, 0, `entry at offset ${offset} of segment ` +
+    throw new JournalCorruptError(e.shard, path, 0, `entry at offset ${offset} of segment ` +
       `${segment}, which holds ${h.size} bytes`);
   }
   await writeFully(h.handle, frame, offset);

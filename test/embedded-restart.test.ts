@@ -5,7 +5,7 @@ import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { LedgerHttpClient } from '../protocol/client.js';
-import { assertBuilt } from './support/crash-harness.js';
+import { assertBuilt } from './support/built.js';
 import { clusterFixture, logEvents, startPodProcess, waitReady, type ClusterFixture,
   type PodProcess } from './support/pod.js';
 

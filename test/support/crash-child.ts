@@ -7,9 +7,11 @@
 
 import { argv, stdout } from 'node:process';
 import { openSync, readFileSync, writeSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { startActorHost, type ActorHost } from '../../shards/actor-host.js';
 import type { Command, EntriesPage, Outcome, TransferCmd } from '../../protocol/types.js';
 import { openEpochFor, type StorageConfig } from '../../src/storage.js';
+import { built } from './built.js';
 
 export const TENANTS = ['crash-a', 'crash-b', 'crash-c'];
 export const USERS = 8;
@@ -27,7 +29,7 @@ interface Args {
  * once in ten (ERR_UNKNOWN_FILE_EXTENSION for shard-worker.ts: tsx's loader not registered in
  * the thread, a known tsx-in-workers weakness on Node 20), which says nothing about the ledger.
  */
-const WORKER = new URL('../../dist/src/shard-worker.js', import.meta.url);
+const WORKER = pathToFileURL(built('src/shard-worker.js'));
 
 function parseArgs(): Args {
   const [mode, run, storage, attemptsFile] = argv.slice(2);

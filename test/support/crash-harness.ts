@@ -3,28 +3,13 @@
 // embedded and PostgreSQL crash tests. Prints the seed so a failing run can be replayed.
 
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { assertBuilt } from './built.js';
 
 const CHILD = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BUILT_WORKER = path.join(ROOT, 'dist/src/shard-worker.js');
-
-/** The crash child's workers run dist/ (see crash-child.ts): refuse a build older than src. */
-export function assertBuilt(): void {
-  if (!existsSync(BUILT_WORKER)) throw new Error('no dist/: run npm run build (npm test does)');
-  const built = statSync(BUILT_WORKER).mtimeMs;
-  for (const dir of ['shards', 'persistence', 'protocol', 'src']) {
-    for (const name of readdirSync(path.join(ROOT, dir), { recursive: true }) as string[]) {
-      if (!name.endsWith('.ts') || name.endsWith('.test.ts')) continue;
-      if (statSync(path.join(ROOT, dir, name)).mtimeMs > built) {
-        throw new Error(`dist/ is older than ${dir}/${name}: run npm run build (npm test does)`);
-      }
-    }
-  }
-}
 const TENANTS = ['crash-a', 'crash-b', 'crash-c'];
 const USERS = 8;
 const SEED_CREDIT = 5000n;
@@ -119,7 +104,7 @@ async function loadAndKill(
 export async function runCrashRounds(opts: {
   rounds: number; storage: unknown; workDir: string; seed: number;
 }): Promise<CrashReport> {
-  assertBuilt();
+  assertBuilt(); // the crash child's workers run dist/ (see crash-child.ts)
   const rand = rng(opts.seed);
   const attempts = new Map<string, Attempt>();
   process.stdout.write(`crash test seed ${opts.seed} (replay with CRASH_SEED=${opts.seed})\n`);

@@ -6,6 +6,7 @@ import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { built } from './built.js';
 import { freePort } from './net.js';
 export { freePort };
 
@@ -13,7 +14,7 @@ export { freePort };
 const TS = import.meta.url.endsWith('.ts');
 const CLI = fileURLToPath(new URL(`../../src/cli.${TS ? 'ts' : 'js'}`, import.meta.url));
 const NODE_ARGS = TS ? ['--import', 'tsx'] : [];
-const BUILT_CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+const BUILT_CLI = built('src/cli.js');
 export const CLUSTER_TOKEN = 'cluster-token-0123456789abcdef';
 export const ADMIN = 'admin-token-0123456789abcdef';
 
