@@ -190,7 +190,6 @@ async function setupTenants(pod: Pod, workers: number): Promise<string[]> {
   }));
 }
 
-/** Sum and count of one Prometheus histogram in /metrics text, over all its label sets. */
 /** Cumulative counts of a histogram's buckets by bound (seconds), summed over label sets. */
 function histogramBuckets(text: string, name: string): Map<number, number> {
   const out = new Map<number, number>();
@@ -214,6 +213,7 @@ function bucketQuantileMs(before: string, after: string, name: string, q: number
   return Infinity;
 }
 
+/** Sum and count of one Prometheus histogram in /metrics text, over all its label sets. */
 function histogramTotals(text: string, name: string): { sum: number; count: number } {
   const read = (suffix: string): number => {
     let total = 0;

@@ -6,6 +6,7 @@ import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RecordScanner } from '../protocol/journal-codec.js';
 import { FRAME_MAGIC, shardDirName } from './journal-file.js';
+import { readdirIfAny } from './journal-segments.js';
 import {
   RecordBatch,
   detachBatch,
@@ -62,15 +63,8 @@ export async function listFileShards(dataDir: string): Promise<number[]> {
 /** A shard's segment files in the order their names give (first sequence), with sizes. */
 export async function listSegments(dataDir: string, shard: number): Promise<SegmentFile[]> {
   const dir = join(dataDir, shardDirName(shard));
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
   const segments: SegmentFile[] = [];
-  for (const name of names) {
+  for (const name of await readdirIfAny(dir)) {
     const m = SEGMENT_RE.exec(name);
     if (m?.[1] === undefined) continue;
     const path = join(dir, name);

@@ -312,9 +312,20 @@ export async function cutTornTail(path: string, validEnd: number): Promise<void>
   }
 }
 
+/** The names in `dir`; none when it does not exist (never written, or removed). */
+export async function readdirIfAny(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** A shard directory's segments by first sequence; none when the directory does not exist. */
 export async function listSegments(dir: string): Promise<Segment[]> {
   const segments: Segment[] = [];
-  for (const name of await readdir(dir)) {
+  for (const name of await readdirIfAny(dir)) {
     const m = SEGMENT_RE.exec(name);
     if (m?.[1] === undefined) continue;
     segments.push({ firstSeq: Number(m[1]), path: join(dir, name), size: 0 });

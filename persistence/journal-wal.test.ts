@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cp, mkdtemp, open, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import {
+  cp, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileJournal, segmentName, settleFileJournal, shardDirName } from './journal-file.js';
@@ -206,6 +208,30 @@ describe('FileJournal write-ahead log', () => {
       expect(await replayAll(k, 0)).toEqual(group(0, 1, acked));
       expect(await replayAll(k, 1)).toEqual(group(1, 1, 7));
       await k.close();
+    });
+
+  it('rejects a group whose log append failed; reopened, it is gone though a shard file took it',
+    async () => {
+      const j = new FileJournal(dir, { checkpointMs: 3_600_000 });
+      await j.open([0, 1], EPOCH);
+      await commitGroups(j, [0, 1], 2);
+      const sizes = async (): Promise<number> => {
+        let n = 0;
+        for (const s of [0, 1]) {
+          for (const f of await segmentFiles(dir, s)) n += (await stat(f)).size;
+        }
+        return n;
+      };
+      const acked = await sizes();
+      // The log's handle closed under the journal: the shard files take the group's frames,
+      // the log append fails, so the group is rejected (never acknowledged).
+      type Inner = { wal: { handle: { close(): Promise<void> } | null } };
+      await (j as unknown as Inner).wal.handle?.close();
+      await expect(j.commit([...group(0, 15, 7), ...group(1, 15, 7)])).rejects.toThrow();
+      expect(await sizes()).toBeGreaterThan(acked);
+      await expect(j.commit(group(0, 15, 1))).rejects.toThrow(/failed earlier/);
+      await j.close();
+      await expectJournal(dir, [0, 1], 14);
     });
 
   it('refuses a log that also covers shards it does not open; a pod settles it', async () => {

@@ -3,13 +3,13 @@
 // written to shard files since they were last synced (a checkpoint); open() puts them back.
 
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeEntry } from '../protocol/journal-codec.js';
 import { HASH_BYTES, type JournalEntry } from '../protocol/journal-entry.js';
 import {
-  FRAME_HEADER_BYTES, JournalCorruptError, checkFrame, fsyncDir, listSegments, segmentName,
-  writeFully, type Cursor, type Segment,
+  FRAME_HEADER_BYTES, JournalCorruptError, checkFrame, fsyncDir, listSegments, readdirIfAny,
+  segmentName, writeFully, type Cursor,
 } from './journal-segments.js';
 
 /*
@@ -182,14 +182,14 @@ export class WalFile {
   }
 }
 
+/** The write-ahead logs in `walDir`, by name. */
+async function logNames(walDir: string): Promise<string[]> {
+  return (await readdirIfAny(walDir)).filter((n) => WAL_RE.test(n)).sort();
+}
+
 /** How many write-ahead logs `dir` holds (0 when cleanly closed or never written). */
 export async function unsettledLogs(dir: string): Promise<number> {
-  try {
-    return (await readdir(join(dir, WAL_DIR))).filter((n) => WAL_RE.test(n)).length;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw err;
-  }
+  return (await logNames(join(dir, WAL_DIR))).length;
 }
 
 /**
@@ -204,13 +204,7 @@ export async function recoverWals(
   shardDir: (shard: number) => string,
 ): Promise<number[]> {
   const walDir = join(dir, WAL_DIR);
-  let names: string[];
-  try {
-    names = (await readdir(walDir)).filter((n) => WAL_RE.test(n)).sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
+  const names = await logNames(walDir);
   const mine = shards === null ? null : new Set(shards);
   const repaired: number[] = [];
   for (const name of names) {
@@ -324,7 +318,7 @@ async function replayLog(
 /** Drops what the shard's files hold after the checkpoint; where its chain stood then. */
 async function resetShard(s: WalShard, dir: string): Promise<Placed> {
   const handles = new Map<number, { handle: FileHandle; size: number }>();
-  for (const seg of await listSegmentsIfAny(dir)) {
+  for (const seg of await listSegments(dir)) {
     if (seg.firstSeq > s.segment) await unlink(seg.path);
   }
   if (s.segment > 0) {
@@ -339,16 +333,6 @@ async function resetShard(s: WalShard, dir: string): Promise<Placed> {
     handles.set(s.segment, { handle, size: s.size });
   }
   return { handles, dir };
-}
-
-/** A shard directory's segments; none when the directory does not exist (never written). */
-async function listSegmentsIfAny(dir: string): Promise<Segment[]> {
-  try {
-    return await listSegments(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
 }
 
 async function putBack(p: Placed, e: LogEntry, path: string): Promise<void> {

@@ -2,10 +2,11 @@
 // and renamed into place. Never deletes a snapshot before a newer one is complete.
 
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HASH_BYTES } from '../protocol/journal-entry.js';
 import { fsyncDir, shardDirName } from './journal-file.js';
+import { readdirIfAny } from './journal-segments.js';
 import { stateSha256 } from './stepped-hash.js';
 import type { Snapshot, SnapshotStore } from './journal.js';
 
@@ -149,12 +150,6 @@ export class FileSnapshotStore implements SnapshotStore {
 }
 
 async function listSnapshots(dir: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  return names.filter((n) => SNAP_RE.test(n)).sort(); // fixed-width digits sort numerically
+  // fixed-width digits sort numerically
+  return (await readdirIfAny(dir)).filter((n) => SNAP_RE.test(n)).sort();
 }
